@@ -1,0 +1,3 @@
+"""Omniroute: omnichannel contact routing."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The gateway: channel adapters normalise inbound contacts and publish them durably."""

@@ -1,0 +1,1 @@
+"""Contracts shared by every stage: events, transport, settings, database, errors, auth."""

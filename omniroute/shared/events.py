@@ -1,0 +1,240 @@
+"""Events on the wire between gateway, classifier and router.
+
+These are the contracts of the system: each is versioned, and a column or API change elsewhere
+must never silently change them. Ids are deterministic (UUID5) so that a provider's retry or a
+Kafka redelivery maps onto the same contact and conversation everywhere.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+# Namespace for deterministic ids; changing it would fork every id ever issued.
+OMNIROUTE_NAMESPACE = uuid.UUID("6f1c9e0a-3b1d-5c4e-9a57-0e1d2c3b4a59")
+
+ShortText = Annotated[str, StringConstraints(max_length=512)]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+MAX_TEXT_CHARS = 200_000
+MAX_METADATA_ITEMS = 32
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    CHAT = "chat"
+    MESSENGER = "messenger"
+    INSTAGRAM = "instagram"
+    WHATSAPP = "whatsapp"
+    X = "x"
+    SMS = "sms"
+    PHONE = "phone"
+    API = "api"
+
+
+class Visibility(StrEnum):
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
+def contact_id_for(channel: Channel | str, external_id: str) -> uuid.UUID:
+    """The contact's id: the same provider message always gets the same id."""
+    return uuid.uuid5(OMNIROUTE_NAMESPACE, f"contact:{channel}:{external_id}")
+
+
+def conversation_id_for(channel: Channel | str, conversation_key: str) -> uuid.UUID:
+    """The conversation's id: one thread on one channel is one conversation."""
+    return uuid.uuid5(OMNIROUTE_NAMESPACE, f"conversation:{channel}:{conversation_key}")
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CustomerRef(_Event):
+    """Who wrote, as the channel knows them; the router resolves it to a customer."""
+
+    name: ShortText | None = None
+    email: ShortText | None = None
+    phone: ShortText | None = None  # E.164 when the channel gives a number
+    handle: ShortText | None = None  # social handle, e.g. "@ana" on X
+    provider_ids: dict[ShortText, ShortText] = Field(default_factory=dict, max_length=8)
+    language: ShortText | None = None  # known preferred language (ISO 639-1)
+    tier: ShortText | None = None  # e.g. "vip"
+
+
+class Attachment(_Event):
+    """Metadata only: the bytes stay with the provider or the mail store."""
+
+    filename: ShortText | None = None
+    content_type: ShortText = "application/octet-stream"
+    size: int | None = Field(default=None, ge=0)
+    url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+
+
+class TranscriptTurn(_Event):
+    speaker: Literal["customer", "agent", "system"]
+    text: Annotated[str, StringConstraints(max_length=20_000)]
+    start_ms: int | None = Field(default=None, ge=0)
+    end_ms: int | None = Field(default=None, ge=0)
+    sentiment: ShortText | None = None
+
+
+class InboundContact(_Event):
+    """One customer message, normalised by a gateway adapter."""
+
+    schema_version: Literal[1] = 1
+    contact_id: uuid.UUID
+    conversation_id: uuid.UUID
+    channel: Channel
+    external_id: Identifier
+    conversation_key: Identifier
+    received_at: datetime
+    occurred_at: datetime | None = None
+    customer: CustomerRef = Field(default_factory=CustomerRef)
+    subject: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    text: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)] = ""
+    visibility: Visibility = Visibility.PRIVATE
+    attachments: list[Attachment] = Field(default_factory=list, max_length=100)
+    transcript: list[TranscriptTurn] = Field(default_factory=list, max_length=5000)
+    # Bounded provider details (e.g. page id, mailbox); never secrets or message bodies.
+    metadata: dict[ShortText, ShortText] = Field(
+        default_factory=dict, max_length=MAX_METADATA_ITEMS
+    )
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        channel: Channel,
+        external_id: str,
+        conversation_key: str,
+        received_at: datetime | None = None,
+        **fields: object,
+    ) -> InboundContact:
+        """Build a contact with its deterministic ids derived from the provider's ids."""
+        return cls.model_validate(
+            {
+                "contact_id": contact_id_for(channel, external_id),
+                "conversation_id": conversation_id_for(channel, conversation_key),
+                "channel": channel,
+                "external_id": external_id,
+                "conversation_key": conversation_key,
+                "received_at": received_at or utcnow(),
+                **fields,
+            }
+        )
+
+
+class Sentiment(StrEnum):
+    NEGATIVE = "negative"
+    NEUTRAL = "neutral"
+    POSITIVE = "positive"
+
+
+class PriorityLevel(StrEnum):
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+    P4 = "P4"
+
+
+class Reason(_Event):
+    """One reason behind a decision, so an agent or supervisor sees why."""
+
+    signal: ShortText
+    detail: ShortText
+    weight: float = 0.0
+
+
+class LanguageResult(_Event):
+    code: ShortText  # ISO 639-1, or "und" when unknown
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+class CategoryResult(_Event):
+    category: ShortText  # taxonomy id, or "unknown" when the classifier abstains
+    subcategory: ShortText | None = None
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+class SentimentResult(_Event):
+    label: Sentiment
+    score: float = Field(ge=-1.0, le=1.0)  # -1 very negative .. +1 very positive
+    anger: float = Field(ge=0.0, le=1.0)
+    abusive: bool = False
+
+
+class UrgencySignals(_Event):
+    urgent_wording: bool = False
+    legal_threat: bool = False
+    cancellation_threat: bool = False
+    repeated_contact: bool = False
+    public: bool = False
+    vip: bool = False
+
+
+class PriorityResult(_Event):
+    level: PriorityLevel
+    score: int = Field(ge=0, le=100)
+
+
+class SlaResult(_Event):
+    policy: ShortText
+    first_response_due: datetime
+    resolution_due: datetime | None = None
+
+
+class ClassifiedContact(_Event):
+    """The inbound contact with everything the classifier decided, and why."""
+
+    schema_version: Literal[1] = 1
+    contact: InboundContact  # text already redacted of card numbers and CVVs
+    language: LanguageResult
+    category: CategoryResult
+    sentiment: SentimentResult
+    urgency: UrgencySignals = Field(default_factory=UrgencySignals)
+    pii_kinds: list[ShortText] = Field(default_factory=list, max_length=32)
+    spam: bool = False
+    priority: PriorityResult
+    sla: SlaResult
+    required_skills: list[ShortText] = Field(default_factory=list, max_length=16)
+    classifier_version: ShortText
+    classified_at: datetime
+    reasons: list[Reason] = Field(default_factory=list, max_length=64)
+
+
+class RoutingEventType(StrEnum):
+    CONTACT_RECEIVED = "contact.received"
+    CONTACT_CLASSIFIED = "contact.classified"
+    CONVERSATION_QUEUED = "conversation.queued"
+    CONVERSATION_JOINED = "conversation.message_joined"
+    CONVERSATION_REOPENED = "conversation.reopened"
+    OFFER_CREATED = "offer.created"
+    OFFER_ACCEPTED = "offer.accepted"
+    OFFER_DECLINED = "offer.declined"
+    OFFER_EXPIRED = "offer.expired"
+    CONVERSATION_TRANSFERRED = "conversation.transferred"
+    CONVERSATION_ESCALATED = "conversation.escalated"
+    CONVERSATION_COMPLETED = "conversation.completed"
+    SLA_WARNING = "sla.warning"
+    SLA_BREACH = "sla.breach"
+
+
+class RoutingEvent(_Event):
+    """A fact about a conversation, published on `routing.events` after it is committed."""
+
+    schema_version: Literal[1] = 1
+    event_id: uuid.UUID
+    type: RoutingEventType
+    conversation_id: uuid.UUID
+    occurred_at: datetime
+    data: dict[str, object] = Field(default_factory=dict)

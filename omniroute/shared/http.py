@@ -1,0 +1,119 @@
+"""Pieces every HTTP service shares: app factory, body limit, health and metrics endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from omniroute.shared.errors import PROBLEM_JSON, install_error_handlers
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over the limit with 413 before reading them whole.
+
+    Pure ASGI (not BaseHTTPMiddleware) so it adds no task per request on the ingest hot path.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await _problem(send, 400, "Bad Request", "invalid Content-Length")
+                    return
+                if declared > self.max_body_bytes:
+                    await _problem(send, 413, "Payload Too Large", self._detail())
+                    return
+        received = 0
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not response_started:
+                await _problem(send, 413, "Payload Too Large", self._detail())
+
+    def _detail(self) -> str:
+        return f"the body exceeds the limit of {self.max_body_bytes} bytes"
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _problem(send: Send, status: int, title: str, detail: str) -> None:
+    import json
+
+    body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body.encode()})
+
+
+def health_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
+    """Liveness, readiness (every dependency reachable) and Prometheus metrics."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz(response: Response) -> dict[str, Any]:
+        results = {name: await check() for name, check in checks.items()}
+        ready = all(results.values())
+        response.status_code = 200 if ready else 503
+        return {"status": "ready" if ready else "unavailable", "checks": results}
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def create_app(title: str, *, lifespan: Any = None, max_body_bytes: int | None = None) -> FastAPI:
+    from omniroute import __version__
+
+    app = FastAPI(title=title, version=__version__, lifespan=lifespan)
+    install_error_handlers(app)
+    if max_body_bytes is not None:
+        app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
+    return app

@@ -1,0 +1,55 @@
+"""Payment-card redaction, applied before a contact is published or stored.
+
+It lives in shared because it is a contract: no stage may put a card number on the bus or in
+the database. The classifier's fuller personal-data detection builds on it.
+"""
+
+from __future__ import annotations
+
+import re
+
+# 13-19 digits, optionally grouped by single spaces or dashes (e.g. 4111 1111-1111 1111).
+_CARD_CANDIDATE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+# A 3-4 digit code near card words: CVV, CVC, CSC, "código de seguridad"...
+_CVV = re.compile(
+    r"(?i)\b(cvv2?|cvc2?|csc|cid|c[oó]digo\s+de\s+seguridad|security\s+code)\b"
+    r"(\s*(?:is|es|:|=|-)?\s*)(\d{3,4})\b"
+)
+
+CARD_MASK = "[CARD]"
+CVV_MASK = "[CVV]"
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2 == 1:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def redact_cards(text: str) -> tuple[str, list[str]]:
+    """Return the text with Luhn-valid card numbers and CVV codes masked, and the kinds found."""
+    kinds: list[str] = []
+
+    def card(match: re.Match[str]) -> str:
+        digits = re.sub(r"[ -]", "", match.group(0))
+        if 13 <= len(digits) <= 19 and luhn_valid(digits):
+            if "card_number" not in kinds:
+                kinds.append("card_number")
+            return CARD_MASK
+        return match.group(0)
+
+    def cvv(match: re.Match[str]) -> str:
+        if "cvv" not in kinds:
+            kinds.append("cvv")
+        return f"{match.group(1)}{match.group(2)}{CVV_MASK}"
+
+    if any(ch.isdigit() for ch in text):
+        text = _CARD_CANDIDATE.sub(card, text)
+        text = _CVV.sub(cvv, text)
+    return text, kinds

@@ -1,0 +1,153 @@
+"""Settings, one class per concern, read from OMNIROUTE_* environment variables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "placeholder"}
+
+
+def _config(prefix: str = "OMNIROUTE_") -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", env_file=None)
+
+
+class AppSettings(BaseSettings):
+    model_config = _config()
+
+    env: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("var")
+    log_level: str = "INFO"
+    log_json: bool = False
+
+
+class DatabaseSettings(BaseSettings):
+    model_config = _config()
+
+    database_url: str = "sqlite:///var/omniroute.db"
+    database_pool_size: int = 10
+    database_echo: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        """Accept plain URLs and pick the async driver we ship."""
+        if url.startswith("sqlite://"):
+            return "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+        for plain in ("postgresql://", "postgres://"):
+            if url.startswith(plain):
+                return "postgresql+asyncpg://" + url.removeprefix(plain)
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+class BusSettings(BaseSettings):
+    model_config = _config()
+
+    bus: str = "inprocess://"
+    bus_client_id: str = "omniroute"
+    bus_partitions: int = 6
+    bus_send_timeout_seconds: float = 10.0
+    bus_handler_attempts: int = 5
+
+    @field_validator("bus")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if not url.startswith(("inprocess://", "kafka://")):
+            raise ValueError("OMNIROUTE_BUS must be inprocess:// or kafka://host:port[,host:port]")
+        return url
+
+    @property
+    def is_kafka(self) -> bool:
+        return self.bus.startswith("kafka://")
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.bus.removeprefix("kafka://").rstrip("/")
+
+
+class AuthSettings(BaseSettings):
+    model_config = _config()
+
+    admin_key: SecretStr | None = None
+    key_cache_seconds: float = 30.0
+
+
+class GatewaySettings(BaseSettings):
+    model_config = _config()
+
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    max_batch: int = 500
+    meta_app_secret: SecretStr | None = None
+    meta_verify_token: SecretStr | None = None
+    public_url: str | None = None  # as providers see us, for signature schemes over the URL
+
+
+class RouterSettings(BaseSettings):
+    model_config = _config()
+
+    offer_timeout_seconds: float = Field(default=30.0, gt=0)
+    dispatch_interval_seconds: float = Field(default=1.0, gt=0)
+    long_poll_max_seconds: float = 60.0
+    routing_rules_path: Path | None = None
+    reopen_window_hours: float = 72.0
+
+
+class ClassifierSettings(BaseSettings):
+    model_config = _config("OMNIROUTE_CLASSIFIER_")
+
+    model_dir: Path | None = None
+    threshold: float = 0.35
+    timezone: str = "Europe/Madrid"
+
+
+class Settings:
+    """All concerns together; each part validates on first use at start-up."""
+
+    @cached_property
+    def app(self) -> AppSettings:
+        return AppSettings()
+
+    @cached_property
+    def database(self) -> DatabaseSettings:
+        return DatabaseSettings()
+
+    @cached_property
+    def bus(self) -> BusSettings:
+        return BusSettings()
+
+    @cached_property
+    def auth(self) -> AuthSettings:
+        return AuthSettings()
+
+    @cached_property
+    def gateway(self) -> GatewaySettings:
+        return GatewaySettings()
+
+    @cached_property
+    def router(self) -> RouterSettings:
+        return RouterSettings()
+
+    @cached_property
+    def classifier(self) -> ClassifierSettings:
+        return ClassifierSettings()
+
+    def validate_for_production(self) -> None:
+        """Placeholder secrets fail fast outside development."""
+        if self.app.env != "production":
+            return
+        for name, secret in (
+            ("OMNIROUTE_ADMIN_KEY", self.auth.admin_key),
+            ("OMNIROUTE_META_APP_SECRET", self.gateway.meta_app_secret),
+        ):
+            if secret is not None and secret.get_secret_value().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(f"{name} is a placeholder; set a real secret in production")
+        if self.auth.admin_key is None:
+            raise ValueError("OMNIROUTE_ADMIN_KEY must be set in production")

@@ -1,0 +1,66 @@
+"""The bus interface every stage is written against.
+
+Delivery is at least once: a handler may see the same message again after a crash or a
+rebalance, so every handler must be idempotent. `publish` returning means the message is
+durable (acknowledged by all in-sync replicas, or handled to completion in-process).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from pydantic import BaseModel
+
+
+class BusUnavailable(Exception):
+    """The bus could not make a message durable; the caller should retry later."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    key: str | None
+    value: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    partition: int = 0
+    offset: int = 0
+
+
+Handler = Callable[[Message], Awaitable[None]]
+
+
+class Bus(Protocol):
+    async def start(self) -> None:
+        """Connect, create topics as needed and start the subscribed consumers."""
+
+    async def stop(self) -> None:
+        """Stop consuming (committing what is done) and flush producers."""
+
+    async def publish(self, topic: str, key: str, value: bytes) -> None:
+        """Return once the message is durable; raise BusUnavailable otherwise."""
+
+    async def publish_many(self, topic: str, items: Sequence[tuple[str, bytes]]) -> None:
+        """Publish several messages; return once all are durable."""
+
+    def subscribe(self, topic: str, group: str, handler: Handler) -> None:
+        """Register a handler before start(); one consumer group per (topic, group)."""
+
+    async def ping(self) -> bool:
+        """Whether the bus is reachable now (readiness)."""
+
+
+E = TypeVar("E", bound=BaseModel)
+
+
+def encode_event(event: BaseModel) -> bytes:
+    return event.model_dump_json().encode()
+
+
+def decode_event(model: type[E], value: bytes) -> E:
+    return model.model_validate_json(value)
