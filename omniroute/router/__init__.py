@@ -1,0 +1,1 @@
+"""The router: persistence, routing engine, timers and the REST API for agents and supervisors."""

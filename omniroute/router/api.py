@@ -1,0 +1,18 @@
+"""The router's REST API, assembled."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from omniroute.router.agents.endpoints import router as agents
+from omniroute.router.conversations.endpoints import router as conversations
+from omniroute.router.keys.endpoints import router as keys
+from omniroute.router.offers.endpoints import router as offers
+from omniroute.router.queues.endpoints import router as queues
+
+
+def router_api() -> APIRouter:
+    api = APIRouter()
+    for part in (agents, offers, conversations, queues, keys):
+        api.include_router(part)
+    return api

@@ -1,0 +1,1 @@
+"""API keys, created by admins."""

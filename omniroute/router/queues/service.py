@@ -1,0 +1,106 @@
+"""Queues: created from the routing rules at start-up or through the API."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omniroute.router.models import Agent, AgentStatus, Conversation, ConversationStatus, Queue
+from omniroute.router.routing.rules import QueueSpec
+from omniroute.shared.errors import Conflict, NotFound
+from omniroute.shared.events import utcnow
+
+
+async def ensure_queues(session: AsyncSession, specs: list[QueueSpec]) -> dict[str, Queue]:
+    """Create the queues the rules name; existing queues keep their settings."""
+    existing = {q.name: q for q in (await session.scalars(select(Queue))).all()}
+    for spec in specs:
+        if spec.name not in existing:
+            queue = Queue(
+                name=spec.name,
+                description=spec.description,
+                required_skills=list(spec.required_skills),
+            )
+            session.add(queue)
+            existing[spec.name] = queue
+    await session.flush()
+    return existing
+
+
+async def create_queue(
+    session: AsyncSession, name: str, description: str | None, required_skills: list[str]
+) -> Queue:
+    if await session.scalar(select(Queue.id).where(Queue.name == name)) is not None:
+        raise Conflict(f"a queue named {name!r} already exists")
+    queue = Queue(name=name, description=description, required_skills=required_skills)
+    session.add(queue)
+    await session.flush()
+    return queue
+
+
+async def list_queues(session: AsyncSession) -> list[Queue]:
+    return list((await session.scalars(select(Queue).order_by(Queue.name))).all())
+
+
+async def get_queue(session: AsyncSession, queue_id: uuid.UUID) -> Queue:
+    queue = await session.get(Queue, queue_id)
+    if queue is None:
+        raise NotFound("no such queue")
+    return queue
+
+
+async def get_queue_by_name(session: AsyncSession, name: str) -> Queue:
+    queue = await session.scalar(select(Queue).where(Queue.name == name))
+    if queue is None:
+        raise NotFound(f"no queue named {name!r}")
+    return queue
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    waiting: int
+    offered: int
+    assigned: int
+    longest_wait_seconds: float
+    agents_available: int
+
+
+def agent_serves(agent: Agent, queue: Queue) -> bool:
+    return all(skill in agent.skills for skill in queue.required_skills)
+
+
+async def queue_stats(session: AsyncSession, queue: Queue, now: datetime | None = None) -> QueueStats:
+    now = now or utcnow()
+    counts = dict(
+        (
+            await session.execute(
+                select(Conversation.status, func.count())
+                .where(Conversation.queue_id == queue.id)
+                .group_by(Conversation.status)
+            )
+        ).all()
+    )
+    oldest = await session.scalar(
+        select(func.min(Conversation.enqueued_at)).where(
+            Conversation.queue_id == queue.id,
+            Conversation.status == ConversationStatus.WAITING.value,
+        )
+    )
+    agents = (
+        await session.scalars(select(Agent).where(Agent.status == AgentStatus.AVAILABLE.value))
+    ).all()
+    if oldest is not None and oldest.tzinfo is None:
+        from datetime import UTC
+
+        oldest = oldest.replace(tzinfo=UTC)
+    return QueueStats(
+        waiting=int(counts.get(ConversationStatus.WAITING.value, 0)),
+        offered=int(counts.get(ConversationStatus.OFFERED.value, 0)),
+        assigned=int(counts.get(ConversationStatus.ASSIGNED.value, 0)),
+        longest_wait_seconds=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+        agents_available=sum(1 for agent in agents if agent_serves(agent, queue)),
+    )

@@ -1,0 +1,1 @@
+"""The routing engine: rules that pick a queue, and the dispatcher that makes offers."""

@@ -1,0 +1,151 @@
+"""The router's running parts: units of work with their after-commit effects, the dispatch
+loop (offer expiry and dispatch on a timer and on demand), and long-poll wake-ups."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import structlog
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from omniroute.router.queues.service import ensure_queues
+from omniroute.router.routing.engine import (
+    StaleAgent,
+    dispatch,
+    expire_offers,
+    refresh_queue_depths,
+)
+from omniroute.router.routing.rules import RoutingRules
+from omniroute.router.uow import UnitOfWork, unit_of_work
+from omniroute.shared import topics
+from omniroute.shared.events import utcnow
+from omniroute.shared.settings import RouterSettings
+from omniroute.shared.transport import Bus, BusUnavailable, encode_event
+
+log = structlog.get_logger(__name__)
+
+
+class OfferNotifier:
+    """Wakes the long-polls of agents who were just offered work (in this process)."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[uuid.UUID, set[asyncio.Future[None]]] = defaultdict(set)
+
+    def notify(self, agent_ids: set[uuid.UUID]) -> None:
+        for agent_id in agent_ids:
+            for waiter in self._waiters.pop(agent_id, set()):
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def wait(self, agent_id: uuid.UUID, timeout: float) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[agent_id].add(waiter)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, timeout)
+        finally:
+            waiters = self._waiters.get(agent_id)
+            if waiters is not None:
+                waiters.discard(waiter)
+                if not waiters:
+                    self._waiters.pop(agent_id, None)
+
+
+class RouterRuntime:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: Bus,
+        settings: RouterSettings,
+        rules: RoutingRules,
+    ) -> None:
+        self.sessions = sessions
+        self.bus = bus
+        self.settings = settings
+        self.rules = rules
+        self.notifier = OfferNotifier()
+        self._kick = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def offer_timeout(self) -> timedelta:
+        return timedelta(seconds=self.settings.offer_timeout_seconds)
+
+    @property
+    def reopen_window(self) -> timedelta:
+        return timedelta(hours=self.settings.reopen_window_hours)
+
+    async def start(self) -> None:
+        async with self.uow() as uow:
+            await ensure_queues(uow.session, list(self.rules.queues))
+        self._task = asyncio.create_task(self._dispatch_loop(), name="router-dispatch")
+        self.kick()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def kick(self) -> None:
+        """Ask for a dispatch pass soon (coalesced: many kicks make one pass)."""
+        self._kick.set()
+
+    @asynccontextmanager
+    async def uow(self) -> AsyncIterator[UnitOfWork]:
+        async with unit_of_work(self.sessions, self._after_commit) as uow:
+            yield uow
+
+    async def _after_commit(self, uow: UnitOfWork) -> None:
+        if uow.offered_agents:
+            self.notifier.notify(uow.offered_agents)
+        if uow.needs_dispatch:
+            self.kick()
+        if uow.events:
+            await self._publish_events(uow)
+
+    async def _publish_events(self, uow: UnitOfWork) -> None:
+        # The conversation event log in the database is the record; the topic is a feed of it.
+        try:
+            await self.bus.publish_many(
+                topics.ROUTING_EVENTS,
+                [(str(event.conversation_id), encode_event(event)) for event in uow.events],
+            )
+        except BusUnavailable:
+            log.warning("router.events.publish_failed", count=len(uow.events))
+
+    async def dispatch_once(self) -> int:
+        """One pass: expire overdue offers, then offer waiting work to free agents."""
+        async with self._lock:
+            now = utcnow()
+            async with self.uow() as uow:
+                await expire_offers(uow, now)
+                made = await dispatch(uow, offer_timeout=self.offer_timeout, now=now)
+                await refresh_queue_depths(uow.session)
+                # Expiry already asked for another pass; it is not needed after this one.
+                uow.needs_dispatch = made > 0 and uow.needs_dispatch
+            return made
+
+    async def _dispatch_loop(self) -> None:
+        interval = self.settings.dispatch_interval_seconds
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), interval)
+            self._kick.clear()
+            try:
+                await self.dispatch_once()
+            except (StaleAgent, IntegrityError, OperationalError) as exc:
+                log.info("router.dispatch.retry", reason=type(exc).__name__)
+                self.kick()
+            except Exception:
+                log.exception("router.dispatch.failed")
+                await asyncio.sleep(interval)

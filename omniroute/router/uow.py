@@ -1,0 +1,74 @@
+"""The unit of work: one transaction, plus the side effects that may only follow its commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from omniroute.router.models import ConversationEvent
+from omniroute.shared.events import RoutingEvent, RoutingEventType, utcnow
+
+AfterCommit = Callable[["UnitOfWork"], Awaitable[None]]
+
+
+@dataclass
+class UnitOfWork:
+    session: AsyncSession
+    events: list[RoutingEvent] = field(default_factory=list)
+    offered_agents: set[uuid.UUID] = field(default_factory=set)
+    needs_dispatch: bool = False
+
+    def record(
+        self,
+        conversation_id: uuid.UUID,
+        type_: RoutingEventType,
+        data: dict[str, Any] | None = None,
+        *,
+        actor: str | None = None,
+    ) -> None:
+        """Append to the conversation's event log and buffer the event for publication."""
+        event_id = uuid.uuid4()
+        now = utcnow()
+        payload = data or {}
+        self.session.add(
+            ConversationEvent(
+                event_id=event_id,
+                conversation_id=conversation_id,
+                type=type_.value,
+                occurred_at=now,
+                actor=actor,
+                data=payload,
+            )
+        )
+        self.events.append(
+            RoutingEvent(
+                event_id=event_id,
+                type=type_,
+                conversation_id=conversation_id,
+                occurred_at=now,
+                data={**payload, **({"actor": actor} if actor else {})},
+            )
+        )
+
+
+@asynccontextmanager
+async def unit_of_work(
+    sessions: async_sessionmaker[AsyncSession],
+    after_commit: AfterCommit | None = None,
+) -> AsyncIterator[UnitOfWork]:
+    """Commit on success, then run side effects; roll back and drop them on error."""
+    async with sessions() as session:
+        uow = UnitOfWork(session)
+        try:
+            yield uow
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+    if after_commit is not None:
+        await after_commit(uow)
