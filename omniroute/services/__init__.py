@@ -1,0 +1,1 @@
+"""Process entry points: settings + transport + stages wired into runnable services."""
