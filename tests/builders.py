@@ -60,7 +60,9 @@ def classified(
 ) -> ClassifiedContact:
     contact = contact or inbound(**inbound_fields)
     now = utcnow()
-    level = PriorityLevel.P1 if score >= 80 else PriorityLevel.P2 if score >= 60 else PriorityLevel.P3
+    level = (
+        PriorityLevel.P1 if score >= 80 else PriorityLevel.P2 if score >= 60 else PriorityLevel.P3
+    )
     return ClassifiedContact(
         contact=contact,
         language=LanguageResult(code=language, confidence=0.9),

@@ -42,7 +42,11 @@ class ConversationStatus(StrEnum):
     HELD = "held"  # recorded but no work for agents: auto-replies, bounces, spam
 
 
-OPEN_STATUSES = (ConversationStatus.WAITING, ConversationStatus.OFFERED, ConversationStatus.ASSIGNED)
+OPEN_STATUSES = (
+    ConversationStatus.WAITING,
+    ConversationStatus.OFFERED,
+    ConversationStatus.ASSIGNED,
+)
 
 
 class OfferStatus(StrEnum):

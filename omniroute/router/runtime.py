@@ -44,12 +44,12 @@ class OfferNotifier:
                 if not waiter.done():
                     waiter.set_result(None)
 
-    async def wait(self, agent_id: uuid.UUID, timeout: float) -> None:
+    async def wait(self, agent_id: uuid.UUID, seconds: float) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters[agent_id].add(waiter)
         try:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter, timeout)
+                await asyncio.wait_for(waiter, seconds)
         finally:
             waiters = self._waiters.get(agent_id)
             if waiters is not None:

@@ -121,7 +121,9 @@ _mount_classifier_tools()
 @keys_app.command("create")
 def create_key_command(
     role: Annotated[Role, typer.Option(help="ingest, agent, supervisor or admin")],
-    agent_id: Annotated[uuid.UUID | None, typer.Option(help="The agent an agent key acts as")] = None,
+    agent_id: Annotated[
+        uuid.UUID | None, typer.Option(help="The agent an agent key acts as")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="A label for the key")] = None,
 ) -> None:
     """Create an API key; it is printed once and only its hash is stored."""
@@ -155,3 +157,7 @@ def show_admin_key() -> None:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

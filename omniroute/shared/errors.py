@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -84,7 +85,7 @@ def problem(
     title: str,
     detail: str,
     *,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
@@ -106,7 +107,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        return problem(exc.status_code, _title(exc.status_code), str(exc.detail), headers=exc.headers)
+        return problem(
+            exc.status_code, _title(exc.status_code), str(exc.detail), headers=exc.headers
+        )
 
     async def bus_unavailable(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, BusUnavailable)

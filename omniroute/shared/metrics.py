@@ -32,17 +32,21 @@ DEAD_LETTERS = Counter(
 )
 
 INGEST_LATENCY = Histogram(
-    "omniroute_ingest_seconds", "Gateway time to make a contact durable", ["channel"],
+    "omniroute_ingest_seconds",
+    "Gateway time to make a contact durable",
+    ["channel"],
     buckets=LATENCY_BUCKETS,
 )
 CLASSIFY_LATENCY = Histogram(
     "omniroute_classify_seconds", "Time to classify one contact", buckets=LATENCY_BUCKETS
 )
 ROUTE_LATENCY = Histogram(
-    "omniroute_route_seconds", "Router time to store and enqueue one contact",
+    "omniroute_route_seconds",
+    "Router time to store and enqueue one contact",
     buckets=LATENCY_BUCKETS,
 )
 TIME_TO_OFFER = Histogram(
-    "omniroute_time_to_offer_seconds", "From receipt at the gateway to the first offer",
+    "omniroute_time_to_offer_seconds",
+    "From receipt at the gateway to the first offer",
     buckets=LATENCY_BUCKETS,
 )

@@ -30,4 +30,4 @@ async def runtime(
     runtime.published = published  # type: ignore[attr-defined]
     async with runtime.uow() as uow:
         await ensure_queues(uow.session, list(runtime.rules.queues))
-    yield runtime
+    return runtime

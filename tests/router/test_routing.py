@@ -25,7 +25,7 @@ from omniroute.router.runtime import RouterRuntime
 from omniroute.shared.auth import Principal, Role
 from omniroute.shared.errors import Conflict, NotFound
 from omniroute.shared.events import Channel, ClassifiedContact, utcnow
-from tests.builders import classified, create_agent, inbound
+from tests.builders import classified, create_agent
 
 
 async def route(runtime: RouterRuntime, contact: ClassifiedContact) -> None:
@@ -119,11 +119,10 @@ class TestOffers:
         assert len(await pending(runtime, biller)) == 1
         async with runtime.sessions() as session:
             decision = await session.scalar(select(RoutingDecision).limit(1))
-        assert decision is not None and decision.candidates
+        assert decision is not None
+        assert decision.candidates
 
-    async def test_accept_assigns_and_complete_frees_capacity(
-        self, runtime: RouterRuntime
-    ) -> None:
+    async def test_accept_assigns_and_complete_frees_capacity(self, runtime: RouterRuntime) -> None:
         async with runtime.uow() as uow:
             agent = await create_agent(uow)
         first, second = classified(), classified()
@@ -141,9 +140,7 @@ class TestOffers:
         assert await runtime.dispatch_once() == 1
         assert (await conversation(runtime, offer.conversation_id)).status == "completed"
 
-    async def test_an_unanswered_offer_returns_to_the_queue(
-        self, runtime: RouterRuntime
-    ) -> None:
+    async def test_an_unanswered_offer_returns_to_the_queue(self, runtime: RouterRuntime) -> None:
         async with runtime.uow() as uow:
             agent = await create_agent(uow)
         contact = classified()
@@ -157,7 +154,8 @@ class TestOffers:
         await runtime.dispatch_once()
         async with runtime.sessions() as session:
             expired = await session.get(Offer, offer.id)
-        assert expired is not None and expired.status == OfferStatus.EXPIRED.value
+        assert expired is not None
+        assert expired.status == OfferStatus.EXPIRED.value
         # Back in the queue, not re-offered at once to the agent who let it lapse.
         assert (await conversation(runtime, contact.contact.conversation_id)).status == "waiting"
         async with runtime.uow() as uow:
@@ -167,9 +165,7 @@ class TestOffers:
         await runtime.dispatch_once()
         assert len(await pending(runtime, other)) == 1
 
-    async def test_an_agent_cannot_touch_another_agents_offer(
-        self, runtime: RouterRuntime
-    ) -> None:
+    async def test_an_agent_cannot_touch_another_agents_offer(self, runtime: RouterRuntime) -> None:
         async with runtime.uow() as uow:
             owner = await create_agent(uow, name="owner")
             intruder = await create_agent(uow, name="intruder", status=AgentStatus.AWAY)
@@ -259,9 +255,7 @@ class TestConversations:
             contact.contact.conversation_id
         ]
 
-    async def test_routing_events_are_published_after_commit(
-        self, runtime: RouterRuntime
-    ) -> None:
+    async def test_routing_events_are_published_after_commit(self, runtime: RouterRuntime) -> None:
         await route(runtime, classified())
         types = [m.value for m in runtime.published]  # type: ignore[attr-defined]
         assert any(b'"contact.received"' in value for value in types)

@@ -49,7 +49,9 @@ async def list_agents(runtime: RuntimeDep, _: Supervisor) -> list[AgentRead]:
 
 
 @router.get("/{agent_id}", summary="Read an agent")
-async def get_agent(agent_id: uuid.UUID, runtime: RuntimeDep, principal: AgentOrSupervisor) -> AgentRead:
+async def get_agent(
+    agent_id: uuid.UUID, runtime: RuntimeDep, principal: AgentOrSupervisor
+) -> AgentRead:
     _ensure_may_act(principal, agent_id)
     async with runtime.sessions() as session:
         agent = await service.get_agent(session, agent_id)

@@ -181,7 +181,9 @@ async def ingest_classified(
     return IngestOutcome(inbound.contact_id, conversation_id, False, queued)
 
 
-def visible_to(principal: Principal, conversation: Conversation, offered_to: set[uuid.UUID]) -> bool:
+def visible_to(
+    principal: Principal, conversation: Conversation, offered_to: set[uuid.UUID]
+) -> bool:
     """Agents see only conversations they hold or are being offered."""
     if principal.role in (Role.SUPERVISOR, Role.ADMIN):
         return True
@@ -235,9 +237,7 @@ async def _end_work(
     session = uow.session
     await session.execute(
         update(Offer)
-        .where(
-            Offer.conversation_id == conversation.id, Offer.status == OfferStatus.PENDING.value
-        )
+        .where(Offer.conversation_id == conversation.id, Offer.status == OfferStatus.PENDING.value)
         .values(status=OfferStatus.CANCELLED.value, responded_at=now)
     )
     assignment = await session.scalar(
@@ -258,7 +258,9 @@ def _may_act(principal: Principal, conversation: Conversation) -> bool:
     return principal.role is Role.AGENT and conversation.agent_id == principal.agent_id
 
 
-async def complete(uow: UnitOfWork, principal: Principal, conversation_id: uuid.UUID) -> Conversation:
+async def complete(
+    uow: UnitOfWork, principal: Principal, conversation_id: uuid.UUID
+) -> Conversation:
     conversation = await get_for(uow.session, principal, conversation_id)
     if not _may_act(principal, conversation):
         raise NotFound("no such conversation")

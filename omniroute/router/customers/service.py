@@ -22,7 +22,9 @@ def identities_of(ref: CustomerRef, channel: str) -> list[tuple[str, str]]:
     return found
 
 
-async def resolve_customer(session: AsyncSession, ref: CustomerRef, channel: str) -> Customer | None:
+async def resolve_customer(
+    session: AsyncSession, ref: CustomerRef, channel: str
+) -> Customer | None:
     """Find the customer by any identity, or create one; learn the identities not yet known."""
     identities = identities_of(ref, channel)
     if not identities:

@@ -40,5 +40,7 @@ async def create_api_key(body: KeyCreate, runtime: RuntimeDep, _: Admin) -> KeyC
     async with runtime.uow() as uow:
         if body.agent_id is not None:
             await get_agent(uow.session, body.agent_id)
-        row, clear = await create_key(uow.session, body.role, agent_id=body.agent_id, name=body.name)
+        row, clear = await create_key(
+            uow.session, body.role, agent_id=body.agent_id, name=body.name
+        )
     return KeyCreated(id=row.id, role=body.role, agent_id=row.agent_id, key=clear)

@@ -73,7 +73,9 @@ def agent_serves(agent: Agent, queue: Queue) -> bool:
     return all(skill in agent.skills for skill in queue.required_skills)
 
 
-async def queue_stats(session: AsyncSession, queue: Queue, now: datetime | None = None) -> QueueStats:
+async def queue_stats(
+    session: AsyncSession, queue: Queue, now: datetime | None = None
+) -> QueueStats:
     now = now or utcnow()
     counts = dict(
         (

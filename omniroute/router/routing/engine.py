@@ -241,9 +241,7 @@ async def return_to_queue(
 async def expire_offers(uow: UnitOfWork, now: datetime) -> int:
     due = (
         await uow.session.scalars(
-            select(Offer).where(
-                Offer.status == OfferStatus.PENDING.value, Offer.expires_at <= now
-            )
+            select(Offer).where(Offer.status == OfferStatus.PENDING.value, Offer.expires_at <= now)
         )
     ).all()
     expired = 0
