@@ -1,0 +1,544 @@
+"""The Kafka bus (aiokafka): at-least-once delivery with manual commits and dead-letter topics.
+
+Works against any Kafka-protocol broker. Tested against Tansu, which shapes a few choices:
+it refuses InitProducerId (so the idempotent producer is tried and dropped when refused), it
+auto-creates unknown topics on a metadata request (so topics are created explicitly, with the
+configured partition count, before anything produces or subscribes), and it holds a JoinGroup
+for about half the session timeout (so a consumer takes a few seconds to get its partitions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import (
+    CommitFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    TopicAlreadyExistsError,
+)
+
+from omniroute.shared import metrics
+from omniroute.shared.settings import BusSettings
+from omniroute.shared.topics import ALL_TOPICS, dead_letter_topic
+from omniroute.shared.transport.base import BusUnavailable, Handler, Message
+
+log = structlog.get_logger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+PING_TIMEOUT_SECONDS = 2.0
+MAX_BACKOFF_SECONDS = 5.0
+FETCH_TIMEOUT_MS = 500
+MAX_RECORDS_PER_FETCH = 200
+REASON_MAX_CHARS = 500
+# Header names on dead-lettered messages; the original headers are kept beside them.
+DLQ_HEADERS = (
+    "dlq.reason",
+    "dlq.exception",
+    "dlq.topic",
+    "dlq.partition",
+    "dlq.offset",
+    "dlq.group",
+    "dlq.attempts",
+)
+
+
+def _backoff(attempt: int, base: float = 0.1) -> float:
+    return float(min(base * 2 ** max(attempt - 1, 0), MAX_BACKOFF_SECONDS))
+
+
+def _to_message(record: ConsumerRecord[bytes, bytes]) -> Message:
+    key = record.key.decode("utf-8", errors="replace") if record.key is not None else None
+    headers = {
+        name: (raw or b"").decode("utf-8", errors="replace") for name, raw in record.headers or ()
+    }
+    return Message(
+        topic=record.topic,
+        key=key,
+        value=record.value or b"",
+        headers=headers,
+        partition=record.partition,
+        offset=record.offset,
+    )
+
+
+@dataclass(slots=True)
+class _Subscription:
+    topic: str
+    group: str
+    handler: Handler
+
+
+@dataclass(slots=True)
+class _Stopping:
+    """Set once by KafkaBus.stop(); sleeps that can be cut short wait on it."""
+
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    async def sleep(self, seconds: float) -> bool:
+        """Sleep unless stopping; True if the full sleep elapsed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.event.wait(), seconds)
+        return not self.event.is_set()
+
+
+class KafkaBus:
+    """The Bus protocol over Kafka.
+
+    `publish` returns once every in-sync replica has the message (acks=all) and raises
+    BusUnavailable when that does not happen within `bus_send_timeout_seconds`. A message
+    that timed out may still be written later: callers retry, consumers are idempotent.
+    """
+
+    def __init__(
+        self,
+        settings: BusSettings,
+        *,
+        topics: Iterable[str] = ALL_TOPICS,
+        session_timeout_ms: int = 10_000,
+        stop_grace_seconds: float = 30.0,
+    ) -> None:
+        self._settings = settings
+        self._topics = list(dict.fromkeys(topics))
+        self._session_timeout_ms = session_timeout_ms
+        self._stop_grace = stop_grace_seconds
+        self._subscriptions: list[_Subscription] = []
+        self._producer: AIOKafkaProducer | None = None
+        self._consumers: list[_Consumer] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = _Stopping()
+        self._started = False
+
+    @property
+    def _send_timeout(self) -> float:
+        return self._settings.bus_send_timeout_seconds
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        if self._started:
+            raise RuntimeError("KafkaBus.start() called twice")
+        self._started = True
+        try:
+            await self._connect()
+        except (KafkaError, OSError, TimeoutError) as exc:
+            # A broker that is not up yet must not take the service down: publish answers
+            # BusUnavailable and ping() False until the background connection succeeds.
+            log.warning(
+                "bus.kafka.connect_failed",
+                bootstrap=self._settings.bootstrap_servers,
+                error=type(exc).__name__,
+                detail=str(exc),
+            )
+            self._tasks.append(asyncio.create_task(self._connect_forever()))
+            return
+        self._start_consumers()
+
+    async def stop(self) -> None:
+        self._stopping.event.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=self._stop_grace)
+            for task in pending:
+                # A handler that outlived the grace period: its message stays uncommitted
+                # and is delivered again after restart.
+                log.warning("bus.kafka.stop_cancelled")
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._tasks.clear()
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            try:
+                await asyncio.wait_for(producer.stop(), self._send_timeout)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning("bus.kafka.producer_close_failed", error=type(exc).__name__)
+        log.info("bus.kafka.stopped")
+
+    async def ping(self) -> bool:
+        producer = self._producer
+        if producer is None:
+            return False
+        try:
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), PING_TIMEOUT_SECONDS)
+        except (KafkaError, OSError, TimeoutError):
+            return False
+        return True
+
+    def assignment(self) -> set[tuple[str, int]]:
+        """The (topic, partition) pairs this process consumes now, over all subscriptions."""
+        return {(tp.topic, tp.partition) for c in self._consumers for tp in c.assigned}
+
+    def subscribe(self, topic: str, group: str, handler: Handler) -> None:
+        if self._started:
+            raise RuntimeError("subscribe() must be called before start()")
+        self._subscriptions.append(_Subscription(topic=topic, group=group, handler=handler))
+
+    # Publishing
+
+    async def publish(self, topic: str, key: str, value: bytes) -> None:
+        await self.publish_many(topic, [(key, value)])
+
+    async def publish_many(self, topic: str, items: Sequence[tuple[str, bytes]]) -> None:
+        await self._send(topic, [(key, value, []) for key, value in items])
+
+    async def _send(
+        self, topic: str, items: Sequence[tuple[str | None, bytes, list[tuple[str, bytes]]]]
+    ) -> None:
+        producer = self._producer
+        if producer is None:
+            raise BusUnavailable("the Kafka bus is not connected", retry_after=RETRY_AFTER_SECONDS)
+        try:
+            async with asyncio.timeout(self._send_timeout):
+                # Queue everything first so the producer batches, then wait for every ack.
+                acks = [
+                    await producer.send(
+                        topic,
+                        value,
+                        key=key.encode() if key is not None else None,
+                        headers=headers or None,
+                    )
+                    for key, value, headers in items
+                ]
+                await asyncio.gather(*acks)
+        except TimeoutError as exc:
+            log.warning("bus.kafka.send_timeout", topic=topic, count=len(items))
+            raise BusUnavailable(
+                f"Kafka did not acknowledge {topic} within {self._send_timeout}s",
+                retry_after=RETRY_AFTER_SECONDS,
+            ) from exc
+        except KafkaError as exc:
+            log.warning("bus.kafka.send_failed", topic=topic, error=type(exc).__name__)
+            raise BusUnavailable(
+                f"Kafka refused {topic}: {type(exc).__name__}", retry_after=RETRY_AFTER_SECONDS
+            ) from exc
+
+    # Connection
+
+    async def _connect_forever(self) -> None:
+        attempt = 0
+        while not self._stopping.is_set:
+            attempt += 1
+            if not await self._stopping.sleep(_backoff(attempt, base=0.5)):
+                return
+            try:
+                await self._connect()
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning("bus.kafka.connect_retry", attempt=attempt, error=type(exc).__name__)
+                continue
+            log.info("bus.kafka.connected", attempts=attempt + 1)
+            self._start_consumers()
+            return
+
+    async def _connect(self) -> None:
+        # Topics first: Tansu (and brokers with auto.create.topics.enable) would otherwise
+        # create them on first use with the broker's default partition count.
+        await self._ensure_topics()
+        self._producer = await self._start_producer()
+
+    async def _start_producer(self) -> AIOKafkaProducer:
+        try:
+            return await self._new_producer(idempotent=True)
+        except KafkaConnectionError:
+            raise
+        except KafkaError as exc:
+            # Tansu answers InitProducerId with an error: without idempotence a producer retry
+            # can duplicate a message, which idempotent consumers absorb anyway.
+            log.info("bus.kafka.idempotence_unavailable", error=type(exc).__name__)
+            return await self._new_producer(idempotent=False)
+
+    async def _new_producer(self, *, idempotent: bool) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._settings.bootstrap_servers,
+            client_id=self._settings.bus_client_id,
+            acks="all",
+            enable_idempotence=idempotent,
+            # A request the broker has not answered by the send timeout is retried instead of
+            # holding its partition (aiokafka sends one batch per partition at a time).
+            request_timeout_ms=max(1000, int(self._send_timeout * 1000)),
+        )
+        try:
+            await asyncio.wait_for(producer.start(), self._send_timeout)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+        return producer
+
+    async def _ensure_topics(self) -> None:
+        wanted = list(self._topics)
+        for sub in self._subscriptions:
+            wanted += [sub.topic, dead_letter_topic(sub.topic, sub.group)]
+        wanted = list(dict.fromkeys(wanted))
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self._settings.bootstrap_servers,
+            client_id=f"{self._settings.bus_client_id}-admin",
+            request_timeout_ms=max(1000, int(self._send_timeout * 1000)),
+        )
+        try:
+            await asyncio.wait_for(admin.start(), self._send_timeout)
+            cluster = await asyncio.wait_for(admin.describe_cluster(), self._send_timeout)
+            replication = max(1, min(3, len(cluster.get("brokers", ()))))
+            response = await asyncio.wait_for(
+                admin.create_topics(
+                    [NewTopic(name, self._settings.bus_partitions, replication) for name in wanted]
+                ),
+                self._send_timeout,
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+        for name, code, message in ((e[0], e[1], e[2]) for e in response.topic_errors):
+            if code == TopicAlreadyExistsError.errno:
+                continue
+            if code != 0:
+                raise KafkaError(f"could not create topic {name}: {code} {message}")
+            log.info(
+                "bus.kafka.topic_created", topic=name, partitions=self._settings.bus_partitions
+            )
+
+    def _start_consumers(self) -> None:
+        for sub in self._subscriptions:
+            consumer = _Consumer(self, sub)
+            self._consumers.append(consumer)
+            self._tasks.append(asyncio.create_task(consumer.run(), name=f"kafka:{sub.group}"))
+
+
+class _Consumer:
+    """One consumer group member for one subscription.
+
+    Records of a partition are handled in order; partitions of a fetched batch are handled
+    concurrently. An offset is committed only once its record was handled or dead-lettered,
+    and never past a record that was not.
+    """
+
+    def __init__(self, bus: KafkaBus, sub: _Subscription) -> None:
+        self._bus = bus
+        self._sub = sub
+        self._settings = bus._settings
+        self._stopping = bus._stopping
+        self._dlq_topic = dead_letter_topic(sub.topic, sub.group)
+        self._done: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._revoking: set[TopicPartition] = set()
+        self.assigned: set[TopicPartition] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._commit_lock = asyncio.Lock()
+        self._log = log.bind(topic=sub.topic, group=sub.group)
+
+    async def run(self) -> None:
+        attempt = 0
+        while not self._stopping.is_set:
+            consumer = self._new_consumer()
+            try:
+                await consumer.start()
+            except (KafkaError, OSError) as exc:
+                attempt += 1
+                self._log.warning(
+                    "bus.kafka.consumer_start_failed", attempt=attempt, error=type(exc).__name__
+                )
+                await self._close(consumer, commit=False)
+                await self._stopping.sleep(_backoff(attempt, base=0.5))
+                continue
+            attempt = 0
+            self._log.info("bus.kafka.consumer_started")
+            try:
+                await self._consume(consumer)
+            except Exception as exc:
+                # Commits are exact, so starting over from a fresh consumer loses nothing.
+                self._log.exception("bus.kafka.consumer_failed", error=type(exc).__name__)
+                await self._stopping.sleep(1.0)
+            finally:
+                await self._close(consumer, commit=True)
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        self._done.clear()
+        self._committed.clear()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.bootstrap_servers,
+            client_id=f"{self._settings.bus_client_id}-{self._sub.group}",
+            group_id=self._sub.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self._bus._session_timeout_ms,
+            heartbeat_interval_ms=max(100, self._bus._session_timeout_ms // 3),
+        )
+        consumer.subscribe([self._sub.topic], listener=_Rebalance(self, consumer))
+        return consumer
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        while not self._stopping.is_set:
+            batch = await consumer.getmany(
+                timeout_ms=FETCH_TIMEOUT_MS, max_records=MAX_RECORDS_PER_FETCH
+            )
+            if not batch:
+                continue
+            self._idle.clear()
+            try:
+                await asyncio.gather(
+                    *(self._handle_partition(tp, records) for tp, records in batch.items())
+                )
+            finally:
+                self._idle.set()
+            await self.commit(consumer)
+
+    async def _handle_partition(
+        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        for record in records:
+            # Stopping or losing the partition: leave the rest uncommitted for whoever
+            # consumes it next (this member after restart, or the partition's new owner).
+            if self._stopping.is_set or tp in self._revoking:
+                return
+            if not await self._handle(record):
+                return
+            self._done[tp] = record.offset + 1
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> bool:
+        """Run the handler with retries, dead-letter on exhaustion; False if abandoned."""
+        message = _to_message(record)
+        attempts = max(1, self._settings.bus_handler_attempts)
+        error: Exception | None = None
+        for attempt in range(1, attempts + 1):
+            try:
+                await self._sub.handler(message)
+                return True
+            except Exception as exc:
+                error = exc
+                self._log.warning(
+                    "bus.kafka.handler_failed",
+                    partition=record.partition,
+                    offset=record.offset,
+                    attempt=attempt,
+                    error=type(exc).__name__,
+                )
+            if attempt < attempts and not await self._stopping.sleep(_backoff(attempt)):
+                return False
+        assert error is not None
+        return await self._dead_letter(record, error, attempts)
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], error: Exception, attempts: int
+    ) -> bool:
+        reason = f"{type(error).__name__}: {error}"[:REASON_MAX_CHARS]
+        dlq = dict(
+            zip(
+                DLQ_HEADERS,
+                (
+                    reason,
+                    type(error).__name__,
+                    record.topic,
+                    str(record.partition),
+                    str(record.offset),
+                    self._sub.group,
+                    str(attempts),
+                ),
+                strict=True,
+            )
+        )
+        headers = [(n, v) for n, v in record.headers or () if n not in dlq]
+        headers += [(name, value.encode()) for name, value in dlq.items()]
+        key = record.key.decode("utf-8", errors="replace") if record.key is not None else None
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._bus._send(self._dlq_topic, [(key, record.value or b"", headers)])
+            except BusUnavailable:
+                # Committing without the dead letter would lose the message: hold the partition.
+                self._log.warning("bus.kafka.dead_letter_retry", attempt=attempt)
+                if not await self._stopping.sleep(_backoff(attempt, base=0.5)):
+                    return False
+                continue
+            metrics.DEAD_LETTERS.labels(topic=record.topic, group=self._sub.group).inc()
+            self._log.error(
+                "bus.kafka.dead_lettered",
+                partition=record.partition,
+                offset=record.offset,
+                dlq_topic=self._dlq_topic,
+                error=type(error).__name__,
+            )
+            return True
+
+    async def commit(
+        self, consumer: AIOKafkaConsumer, only: Iterable[TopicPartition] | None = None
+    ) -> None:
+        async with self._commit_lock:
+            assigned = consumer.assignment()
+            scope = set(only) if only is not None else set(self._done)
+            offsets = {
+                tp: offset
+                for tp, offset in self._done.items()
+                if tp in scope and tp in assigned and offset > self._committed.get(tp, -1)
+            }
+            if not offsets:
+                return
+            try:
+                await consumer.commit(offsets)
+            except CommitFailedError:
+                # The group moved on: the partitions' new owners redeliver from the last commit.
+                self._log.warning("bus.kafka.commit_rejected", partitions=len(offsets))
+                for tp in offsets:
+                    self._done.pop(tp, None)
+                return
+            except KafkaError as exc:
+                self._log.warning("bus.kafka.commit_failed", error=type(exc).__name__)
+                return
+            self._committed.update(offsets)
+
+    async def on_revoked(self, consumer: AIOKafkaConsumer, revoked: set[TopicPartition]) -> None:
+        self.assigned -= revoked
+        if not revoked:
+            return
+        self._revoking = set(revoked)
+        try:
+            # The batch in flight stops at the next record boundary of revoked partitions.
+            await self._idle.wait()
+            await self.commit(consumer, only=revoked)
+        finally:
+            for tp in revoked:
+                self._done.pop(tp, None)
+                self._committed.pop(tp, None)
+            self._revoking = set()
+        self._log.info("bus.kafka.partitions_revoked", partitions=len(revoked))
+
+    def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.assigned = set(assigned)
+        self._log.info(
+            "bus.kafka.partitions_assigned", partitions=sorted(p.partition for p in assigned)
+        )
+
+    async def _close(self, consumer: AIOKafkaConsumer, *, commit: bool) -> None:
+        self.assigned = set()
+        grace = self._settings.bus_send_timeout_seconds
+        if commit:
+            try:
+                await asyncio.wait_for(self.commit(consumer), grace)
+            except TimeoutError:
+                self._log.warning("bus.kafka.final_commit_timeout")
+        try:
+            await asyncio.wait_for(consumer.stop(), grace)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            self._log.warning("bus.kafka.consumer_close_failed", error=type(exc).__name__)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, owner: _Consumer, consumer: AIOKafkaConsumer) -> None:
+        self._owner = owner
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._owner.on_revoked(self._consumer, set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._owner.on_assigned(set(assigned))

@@ -1,0 +1,343 @@
+"""KafkaBus against a real Tansu broker: delivery, commits, dead letters, groups, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from omniroute.shared import metrics
+from omniroute.shared.settings import BusSettings
+from omniroute.shared.topics import dead_letter_topic
+from omniroute.shared.transport import BusUnavailable, Message
+from omniroute.shared.transport.factory import create_bus
+from omniroute.shared.transport.kafka import KafkaBus
+
+pytestmark = pytest.mark.kafka
+
+DEADLINE = 60.0  # generous: a deadline for an expected effect, never a performance bar
+SESSION_MS = 6000  # Tansu holds a JoinGroup about half of this
+
+
+def settings_for(tansu: Any, **overrides: Any) -> BusSettings:
+    values: dict[str, Any] = {
+        "bus": tansu.url,
+        "bus_partitions": 3,
+        "bus_send_timeout_seconds": 5.0,
+        "bus_handler_attempts": 3,
+    }
+    values.update(overrides)
+    return BusSettings(**values)
+
+
+def make_bus(tansu: Any, topic: str, **kwargs: Any) -> KafkaBus:
+    settings = settings_for(tansu, **kwargs.pop("settings", {}))
+    kwargs.setdefault("session_timeout_ms", SESSION_MS)
+    return KafkaBus(settings, topics=[topic], **kwargs)
+
+
+@asynccontextmanager
+async def running(bus: KafkaBus) -> AsyncIterator[KafkaBus]:
+    await bus.start()
+    try:
+        yield bus
+    finally:
+        await bus.stop()
+
+
+async def eventually(check: Callable[[], bool], what: str, deadline: float = DEADLINE) -> None:
+    end = time.monotonic() + deadline
+    while not check():
+        if time.monotonic() > end:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def publish_when_back(bus: KafkaBus, topic: str, key: str, value: bytes) -> None:
+    """After an outage the first sends may still time out; the bus must recover by itself."""
+    end = time.monotonic() + DEADLINE
+    while True:
+        try:
+            await bus.publish(topic, key, value)
+            return
+        except BusUnavailable:
+            if time.monotonic() > end:
+                raise
+            await asyncio.sleep(0.2)
+
+
+class Recorder:
+    """A handler that remembers what it saw (and can be told to fail or block)."""
+
+    def __init__(self, fail_on: Callable[[Message], bool] = lambda m: False) -> None:
+        self.messages: list[Message] = []
+        self.attempts: dict[bytes, int] = defaultdict(int)
+        self._fail_on = fail_on
+
+    async def __call__(self, message: Message) -> None:
+        self.attempts[message.value] += 1
+        if self._fail_on(message):
+            raise ValueError(f"cannot handle {message.value!r}")
+        self.messages.append(message)
+
+    @property
+    def values(self) -> list[bytes]:
+        return [m.value for m in self.messages]
+
+
+class TestRoundTrip:
+    async def test_messages_arrive_with_keys_and_in_order_per_key(self, tansu, kafka_names):
+        topic = kafka_names.topic()
+        recorder = Recorder()
+        bus = make_bus(tansu, topic)
+        bus.subscribe(topic, kafka_names.group(), recorder)
+        sent = [(f"conv-{i % 4}", f"{i % 4}:{i}".encode()) for i in range(40)]
+        async with running(bus):
+            for key, value in sent[:10]:
+                await bus.publish(topic, key, value)
+            await bus.publish_many(topic, sent[10:])
+            await eventually(lambda: len(recorder.messages) >= len(sent), "all messages")
+
+        assert sorted(recorder.values) == sorted(v for _, v in sent)
+        by_key: dict[str | None, list[bytes]] = defaultdict(list)
+        partitions: dict[str | None, set[int]] = defaultdict(set)
+        for message in recorder.messages:
+            assert message.topic == topic
+            assert message.value.startswith(f"{message.key.removeprefix('conv-')}:".encode())
+            by_key[message.key].append(message.value)
+            partitions[message.key].add(message.partition)
+        for key in by_key:
+            assert by_key[key] == [v for k, v in sent if k == key], key
+            assert len(partitions[key]) == 1  # one conversation stays in one partition
+
+    async def test_ping_answers_true_when_connected(self, tansu, kafka_names):
+        async with running(make_bus(tansu, kafka_names.topic())) as bus:
+            assert await bus.ping() is True
+
+    async def test_start_creates_topics_with_configured_partitions(self, tansu, kafka_names):
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        topic, group = kafka_names.topic(), kafka_names.group()
+        bus = make_bus(tansu, topic, settings={"bus_partitions": 5})
+        bus.subscribe(topic, group, Recorder())
+        async with running(bus):
+            admin = AIOKafkaAdminClient(bootstrap_servers=tansu.bootstrap)
+            await admin.start()
+            try:
+                described = await admin.describe_topics([topic, dead_letter_topic(topic, group)])
+            finally:
+                await admin.close()
+        assert [len(t["partitions"]) for t in described] == [5, 5]
+
+    def test_factory_picks_kafka_for_kafka_urls(self, tansu):
+        assert isinstance(create_bus(settings_for(tansu)), KafkaBus)
+
+
+class TestAtLeastOnce:
+    async def test_message_not_committed_is_delivered_again_after_restart(self, tansu, kafka_names):
+        topic, group = kafka_names.topic(), kafka_names.group()
+        seen = asyncio.Event()
+
+        async def never_finishes(message: Message) -> None:
+            seen.set()
+            await asyncio.Event().wait()  # a crash in the middle of the handler
+
+        first = make_bus(tansu, topic, stop_grace_seconds=0.5)
+        first.subscribe(topic, group, never_finishes)
+        async with running(first):
+            await first.publish(topic, "conv-1", b"unfinished")
+            await asyncio.wait_for(seen.wait(), DEADLINE)
+
+        recorder = Recorder()
+        second = make_bus(tansu, topic)
+        second.subscribe(topic, group, recorder)
+        async with running(second):
+            await eventually(lambda: b"unfinished" in recorder.values, "the redelivery")
+
+    async def test_committed_message_does_not_come_back(self, tansu, kafka_names):
+        topic, group = kafka_names.topic(), kafka_names.group()
+        release = asyncio.Event()
+        started = asyncio.Event()
+        handled: list[bytes] = []
+
+        async def slow(message: Message) -> None:
+            started.set()
+            await release.wait()
+            handled.append(message.value)
+
+        first = make_bus(tansu, topic)
+        first.subscribe(topic, group, slow)
+        await first.start()
+        try:
+            await first.publish(topic, "conv-1", b"done-before-stop")
+            await asyncio.wait_for(started.wait(), DEADLINE)
+            # stop() lets the message in flight finish, then commits it.
+            stopping = asyncio.create_task(first.stop())
+            await asyncio.sleep(0.2)
+            release.set()
+            await asyncio.wait_for(stopping, DEADLINE)
+        finally:
+            release.set()
+            await first.stop()
+        assert handled == [b"done-before-stop"]
+
+        recorder = Recorder()
+        second = make_bus(tansu, topic)
+        second.subscribe(topic, group, recorder)
+        async with running(second):
+            await second.publish(topic, "conv-1", b"marker")
+            await eventually(lambda: b"marker" in recorder.values, "the marker")
+        assert recorder.values == [b"marker"]
+
+
+class TestDeadLetters:
+    async def test_failing_message_is_dead_lettered_and_the_rest_handled(self, tansu, kafka_names):
+        topic, group = kafka_names.topic(), kafka_names.group()
+        dlq = dead_letter_topic(topic, group)
+        recorder = Recorder(fail_on=lambda m: m.value == b"poison")
+        dead = Recorder()
+        bus = make_bus(tansu, topic)
+        bus.subscribe(topic, group, recorder)
+        bus.subscribe(dlq, kafka_names.group("dlq-reader"), dead)
+        before = metrics.DEAD_LETTERS.labels(topic=topic, group=group)._value.get()
+        async with running(bus):
+            await bus.publish_many(
+                topic, [("conv-1", b"before"), ("conv-1", b"poison"), ("conv-1", b"after")]
+            )
+            await eventually(lambda: b"after" in recorder.values, "the message after the poison")
+            await eventually(lambda: len(dead.messages) == 1, "the dead letter")
+
+        assert recorder.values == [b"before", b"after"]
+        assert recorder.attempts[b"poison"] == 3
+        letter = dead.messages[0]
+        assert letter.key == "conv-1"
+        assert letter.value == b"poison"
+        assert letter.headers["dlq.reason"] == "ValueError: cannot handle b'poison'"
+        assert letter.headers["dlq.exception"] == "ValueError"
+        assert letter.headers["dlq.topic"] == topic
+        assert letter.headers["dlq.group"] == group
+        assert letter.headers["dlq.attempts"] == "3"
+        assert int(letter.headers["dlq.offset"]) >= 0
+        assert metrics.DEAD_LETTERS.labels(topic=topic, group=group)._value.get() == before + 1
+
+    async def test_handler_that_recovers_within_its_attempts_is_not_dead_lettered(
+        self, tansu, kafka_names
+    ):
+        topic, group = kafka_names.topic(), kafka_names.group()
+        recorder = Recorder(fail_on=lambda m: recorder.attempts[m.value] < 3)
+        dead = Recorder()
+        bus = make_bus(tansu, topic)
+        bus.subscribe(topic, group, recorder)
+        bus.subscribe(dead_letter_topic(topic, group), kafka_names.group("dlq-reader"), dead)
+        async with running(bus):
+            await bus.publish_many(topic, [("conv-1", b"flaky"), ("conv-1", b"marker")])
+            await eventually(lambda: b"marker" in recorder.values, "the marker")
+        assert recorder.values == [b"flaky", b"marker"]
+        assert dead.messages == []
+
+
+class TestConsumerGroup:
+    async def test_two_members_share_partitions_and_handle_each_message_once(
+        self, tansu, kafka_names
+    ):
+        topic, group = kafka_names.topic(), kafka_names.group()
+        members = [make_bus(tansu, topic), make_bus(tansu, topic)]
+        recorders = [Recorder(), Recorder()]
+        for bus, recorder in zip(members, recorders, strict=True):
+            bus.subscribe(topic, group, recorder)
+        sent = [(f"conv-{i}", f"m{i}".encode()) for i in range(60)]
+        async with running(members[0]), running(members[1]):
+
+            def shared() -> bool:
+                a, b = (m.assignment() for m in members)
+                return bool(a) and bool(b) and not a & b and len(a | b) == 3
+
+            await eventually(shared, "both members to own partitions")
+            await members[0].publish_many(topic, sent)
+            await eventually(
+                lambda: sum(len(r.messages) for r in recorders) >= len(sent), "every message"
+            )
+            await asyncio.sleep(1.0)  # room for a duplicate to show up, if there were one
+
+        values = [v for r in recorders for v in r.values]
+        assert sorted(values) == sorted(v for _, v in sent)
+        assert all(r.messages for r in recorders)
+        owned = [{m.partition for m in r.messages} for r in recorders]
+        assert not owned[0] & owned[1]
+
+
+class TestBrokerOutage:
+    async def test_publish_raises_bus_unavailable_while_paused_and_recovers(
+        self, tansu, kafka_names
+    ):
+        topic = kafka_names.topic()
+        bus = make_bus(tansu, topic, settings={"bus_send_timeout_seconds": 1.0})
+        async with running(bus):
+            await bus.publish(topic, "conv-1", b"before")
+            async with tansu.paused():
+                with pytest.raises(BusUnavailable) as raised:
+                    await asyncio.wait_for(bus.publish(topic, "conv-1", b"during"), DEADLINE)
+                assert raised.value.retry_after > 0
+                assert await bus.ping() is False
+            await publish_when_back(bus, topic, "conv-1", b"after")
+            assert await bus.ping() is True
+
+    async def test_consumer_survives_a_pause_and_handles_later_messages(self, tansu, kafka_names):
+        topic, group = kafka_names.topic(), kafka_names.group()
+        recorder = Recorder()
+        bus = make_bus(tansu, topic)
+        bus.subscribe(topic, group, recorder)
+        async with running(bus):
+            await bus.publish(topic, "conv-1", b"before")
+            await eventually(lambda: b"before" in recorder.values, "the first message")
+            async with tansu.paused(3.0):
+                pass
+            await publish_when_back(bus, topic, "conv-1", b"after")
+            await eventually(lambda: b"after" in recorder.values, "the message after the pause")
+
+    async def test_consumer_rejoins_after_a_pause_longer_than_its_session(self, tansu, kafka_names):
+        topic, group = kafka_names.topic(), kafka_names.group()
+        recorder = Recorder()
+        bus = make_bus(tansu, topic)
+        bus.subscribe(topic, group, recorder)
+        async with running(bus):
+            await bus.publish(topic, "conv-1", b"before")
+            await eventually(lambda: b"before" in recorder.values, "the first message")
+            async with tansu.paused(SESSION_MS / 1000 + 2):
+                pass
+            await publish_when_back(bus, topic, "conv-2", b"after")
+            await eventually(lambda: b"after" in recorder.values, "the message after the pause")
+
+    async def test_broker_unreachable_at_start_then_connects_in_background(
+        self, tansu, kafka_names
+    ):
+        topic, group = kafka_names.topic(), kafka_names.group()
+        recorder = Recorder()
+        bus = make_bus(tansu, topic, settings={"bus_send_timeout_seconds": 1.0})
+        bus.subscribe(topic, group, recorder)
+        try:
+            async with tansu.paused():
+                await asyncio.wait_for(bus.start(), DEADLINE)  # does not raise
+                assert await bus.ping() is False
+                with pytest.raises(BusUnavailable):
+                    await bus.publish(topic, "conv-1", b"too-early")
+            await publish_when_back(bus, topic, "conv-1", b"later")
+            await eventually(lambda: b"later" in recorder.values, "the message after connecting")
+            assert await bus.ping() is True
+        finally:
+            await bus.stop()
+
+
+class TestLifecycle:
+    async def test_subscribe_after_start_is_refused(self, tansu, kafka_names):
+        async with running(make_bus(tansu, kafka_names.topic())) as bus:
+            with pytest.raises(RuntimeError):
+                bus.subscribe(kafka_names.topic(), kafka_names.group(), Recorder())
+
+    async def test_stop_without_start_is_harmless(self, tansu, kafka_names):
+        await make_bus(tansu, kafka_names.topic()).stop()
