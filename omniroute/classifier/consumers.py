@@ -1,0 +1,79 @@
+"""Bus handler: contacts.inbound -> classify -> contacts.classified."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+
+import structlog
+
+from omniroute.classifier.pipeline import Classifier
+from omniroute.shared import metrics, topics
+from omniroute.shared.events import InboundContact
+from omniroute.shared.transport.base import Bus, Handler, Message, decode_event, encode_event
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_SEEN_CONVERSATIONS = 100_000
+
+
+class RecentConversations:
+    """Bounded LRU of conversation ids: Kafka keys by conversation, so one worker sees them all.
+
+    It remembers the contacts too, so a redelivered message is not mistaken for the customer
+    writing again.
+    """
+
+    def __init__(self, capacity: int = DEFAULT_SEEN_CONVERSATIONS) -> None:
+        self.capacity = capacity
+        self._seen: OrderedDict[uuid.UUID, set[uuid.UUID]] = OrderedDict()
+
+    def observe(self, conversation_id: uuid.UUID, contact_id: uuid.UUID) -> bool:
+        """Record the contact; True when another contact on the conversation came before it."""
+        contacts = self._seen.get(conversation_id)
+        if contacts is None:
+            self._seen[conversation_id] = {contact_id}
+            if len(self._seen) > self.capacity:
+                self._seen.popitem(last=False)
+            return False
+        self._seen.move_to_end(conversation_id)
+        if contact_id in contacts:
+            return len(contacts) > 1
+        if len(contacts) < 64:
+            contacts.add(contact_id)
+        return True
+
+
+def make_classify_handler(
+    classifier: Classifier, bus: Bus, *, recent: RecentConversations | None = None
+) -> Handler:
+    """A handler for contacts.inbound; undecodable contacts raise so the bus dead-letters them."""
+    conversations = recent if recent is not None else RecentConversations()
+
+    async def handle(message: Message) -> None:
+        started = time.perf_counter()
+        contact = decode_event(InboundContact, message.value)
+        repeated = conversations.observe(contact.conversation_id, contact.contact_id)
+        classified = classifier.classify(contact, repeated_contact=repeated)
+        elapsed = time.perf_counter() - started
+        await bus.publish(
+            topics.CONTACTS_CLASSIFIED, str(contact.conversation_id), encode_event(classified)
+        )
+        metrics.CONTACTS_CLASSIFIED.labels(
+            category=classified.category.category, priority=classified.priority.level.value
+        ).inc()
+        metrics.CLASSIFY_LATENCY.observe(elapsed)
+        log.info(
+            "classifier.contact.classified",
+            contact_id=str(contact.contact_id),
+            channel=contact.channel.value,
+            language=classified.language.code,
+            category=classified.category.category,
+            priority=classified.priority.level.value,
+            spam=classified.spam,
+            pii_kinds=classified.pii_kinds,
+            elapsed_ms=round(elapsed * 1000, 2),
+        )
+
+    return handle

@@ -1,0 +1,223 @@
+"""The statistical category model: hashed TF-IDF n-grams, a linear SVM, softmax calibration.
+
+Saved as `model.npz` (plain numpy arrays, loaded with allow_pickle=False) plus `model.json`,
+a format we own, so a model trained with one scikit-learn release loads under any other:
+scikit-learn is needed to train, never to predict.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import structlog
+
+from omniroute.classifier.features import Grams, Vectoriser, extract
+from omniroute.classifier.taxonomy import UNKNOWN, Taxonomy
+
+log = structlog.get_logger(__name__)
+
+FORMAT = "omniroute-textmodel"
+FORMAT_VERSION = 1
+DEFAULT_EXAMPLES = "examples.jsonl"
+# Labels meaning "none of the categories": used to calibrate rejection, never predicted.
+OUT_OF_SCOPE_LABELS = frozenset({UNKNOWN, "oos", "out_of_scope"})
+
+Progress = Callable[[Iterable[str]], Iterable[str]]
+
+
+@dataclass
+class TextModel:
+    labels: list[str]
+    vectoriser: Vectoriser
+    weights: npt.NDArray[np.float32]  # (features, classes)
+    bias: npt.NDArray[np.float32]  # (classes,)
+    scale: float  # softmax temperature fitted on held-out data
+    model_id: str
+    meta: dict[str, Any]
+
+    def decision(self, text: str) -> npt.NDArray[np.float32]:
+        columns, values = self.vectoriser.transform_one(extract(text))
+        if columns.size == 0:
+            return self.bias.copy()
+        return values @ self.weights[columns] + self.bias
+
+    def predict_proba(self, text: str) -> list[float]:
+        return _softmax(self.decision(text) * self.scale).tolist()
+
+    def predict(self, text: str, threshold: float = 0.0) -> tuple[str, float]:
+        """The best label and its probability; `unknown` below the threshold."""
+        probabilities = _softmax(self.decision(text) * self.scale)
+        best = int(np.argmax(probabilities))
+        confidence = float(probabilities[best])
+        return (self.labels[best] if confidence >= threshold else UNKNOWN), confidence
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            directory / "model.npz",
+            keys=self.vectoriser.keys,
+            idf=self.vectoriser.idf,
+            block=self.vectoriser.block,
+            weights=self.weights,
+            bias=self.bias,
+        )
+        meta = {
+            **self.meta,
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "labels": self.labels,
+            "scale": self.scale,
+            "model_id": self.model_id,
+        }
+        (directory / "model.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+
+
+class ModelError(ValueError):
+    """A model directory that cannot be loaded."""
+
+
+def load_model(directory: Path) -> TextModel:
+    meta_path, arrays_path = directory / "model.json", directory / "model.npz"
+    if not meta_path.is_file() or not arrays_path.is_file():
+        raise ModelError(f"{directory} has no model.json and model.npz; train one first")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+        raise ModelError(f"{directory} holds an unsupported model format")
+    with np.load(arrays_path, allow_pickle=False) as arrays:
+        vectoriser = Vectoriser(arrays["keys"], arrays["idf"], arrays["block"])
+        # Vectoriser sorted its keys; the weight rows were saved in that same sorted order.
+        weights = arrays["weights"].astype(np.float32)
+        bias = arrays["bias"].astype(np.float32)
+    labels = [str(label) for label in meta["labels"]]
+    log.info("classifier.model.loaded", model_id=meta["model_id"], labels=len(labels))
+    return TextModel(
+        labels, vectoriser, weights, bias, float(meta["scale"]), meta["model_id"], meta
+    )
+
+
+def load_default_model(taxonomy: Taxonomy) -> TextModel | None:
+    """Train the default model from the shipped examples (about a second, no pickles)."""
+    source = resources.files("omniroute.classifier.data").joinpath(DEFAULT_EXAMPLES)
+    if not source.is_file():
+        return None
+    texts, labels = [], []
+    for line in source.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            if row["category"] in taxonomy.categories:
+                texts.append(row["text"])
+                labels.append(row["category"])
+    if not texts:
+        return None
+    return train_model(texts, labels, min_df=1, calibrate=True)
+
+
+def train_model(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    *,
+    c: float = 0.5,
+    min_df: int = 1,
+    calibrate: bool = True,
+    progress: Progress | None = None,
+    seed: int = 13,
+) -> TextModel:
+    """Fit on in-scope rows; out-of-scope rows (`unknown`, `oos`) only inform calibration."""
+    from scipy.sparse import csr_matrix
+    from sklearn.svm import LinearSVC
+
+    if len(texts) != len(labels):
+        raise ValueError("texts and labels differ in length")
+    iterable: Iterable[str] = progress(texts) if progress else texts
+    grams = [extract(text) for text in iterable]
+    in_scope = np.array([label not in OUT_OF_SCOPE_LABELS for label in labels])
+    classes = sorted({label for label in labels if label not in OUT_OF_SCOPE_LABELS})
+    if len(classes) < 2:
+        raise ValueError("training needs at least two categories")
+    index = {label: i for i, label in enumerate(classes)}
+    y_all = np.array([index.get(label, -1) for label in labels])
+    docs = [g for g, keep in zip(grams, in_scope, strict=True) if keep]
+    y = y_all[in_scope]
+
+    vectoriser = Vectoriser.fit(docs, min_df=min_df)
+
+    def matrix(batch: Sequence[Grams]) -> csr_matrix:
+        data, indices, indptr = vectoriser.transform(batch)
+        return csr_matrix((data, indices, indptr), shape=(len(batch), vectoriser.size))
+
+    def fit(x: csr_matrix, target: npt.NDArray[np.int_]) -> tuple[Any, Any]:
+        svm = LinearSVC(C=c, random_state=seed)
+        svm.fit(x, target)
+        weights = svm.coef_.T.astype(np.float32)
+        bias = svm.intercept_.astype(np.float32)
+        if len(classes) == 2:
+            # A binary SVM has one margin; expand it so both classes get a column.
+            weights = np.hstack((-weights, weights)) / 2
+            bias = np.array([-bias[0], bias[0]], dtype=np.float32) / 2
+        return weights, bias
+
+    scale = 5.0
+    if calibrate and len(docs) >= 40:
+        scale = _fit_scale(docs, y, matrix, fit, seed)
+    weights, bias = fit(matrix(docs), y)
+    model_id = _model_id(vectoriser.keys, weights)
+    meta = {
+        "train_rows": int(len(docs)),
+        "out_of_scope_rows": int((~in_scope).sum()),
+        "features": vectoriser.size,
+        "c": c,
+    }
+    return TextModel(classes, vectoriser, weights, bias, scale, model_id, meta)
+
+
+def _fit_scale(
+    docs: Sequence[Grams],
+    y: npt.NDArray[np.int_],
+    matrix: Callable[[Sequence[Grams]], Any],
+    fit: Callable[[Any, npt.NDArray[np.int_]], tuple[Any, Any]],
+    seed: int,
+) -> float:
+    """Temperature that minimises held-out log loss, so confidence tracks accuracy."""
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(docs), dtype=bool)
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        if members.size >= 3:
+            take = max(1, int(round(members.size * 0.2)))
+            held[rng.choice(members, size=take, replace=False)] = True
+    train_idx, held_idx = np.flatnonzero(~held), np.flatnonzero(held)
+    if held_idx.size == 0 or np.unique(y[train_idx]).size != np.unique(y).size:
+        return 5.0
+    weights, bias = fit(matrix([docs[i] for i in train_idx.tolist()]), y[train_idx])
+    scores = matrix([docs[i] for i in held_idx.tolist()]) @ weights + bias
+    target = y[held_idx]
+    best_scale, best_loss = 5.0, float("inf")
+    for scale in np.geomspace(0.5, 60.0, 60):
+        z = scores * scale
+        z = z - z.max(axis=1, keepdims=True)
+        log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        loss = float(-log_probs[np.arange(target.size), target].mean())
+        if loss < best_loss:
+            best_scale, best_loss = float(scale), loss
+    return best_scale
+
+
+def _softmax(z: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    shifted = z.astype(np.float64) - float(z.max())
+    exp = np.exp(shifted)
+    return np.asarray(exp / exp.sum())
+
+
+def _model_id(keys: npt.NDArray[np.uint64], weights: npt.NDArray[np.float32]) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(keys.tobytes())
+    digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()[:12]

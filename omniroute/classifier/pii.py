@@ -1,0 +1,160 @@
+"""Personal-data detection and redaction on top of the shared card/CVV contract.
+
+Card numbers and CVVs are always masked; the other kinds are masked unless the caller keeps
+them (an agent may need the phone number the customer asked to be called on).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from omniroute.shared.pii import CARD_MASK, CVV_MASK, luhn_valid
+
+CARD = "card_number"
+CVV = "cvv"
+IBAN = "iban"
+DNI = "dni"
+NIE = "nie"
+EMAIL = "email"
+PHONE = "phone"
+
+ALL_KINDS = (CARD, CVV, IBAN, DNI, NIE, EMAIL, PHONE)
+ALWAYS_REDACTED = frozenset({CARD, CVV})
+
+MASKS = {
+    CARD: CARD_MASK,
+    CVV: CVV_MASK,
+    IBAN: "[IBAN]",
+    DNI: "[DNI]",
+    NIE: "[NIE]",
+    EMAIL: "[EMAIL]",
+    PHONE: "[PHONE]",
+}
+
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_IBAN = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]){11,30})(?![A-Za-z0-9])")
+_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+# A 3-4 digit code after card-security words, or one sentence after card talk.
+_CVV_LABELLED = re.compile(
+    r"(?i)\b(cvv2?|cvc2?|csc|cid|c[oó]digo\s+de\s+seguridad|security\s+code|"
+    r"c[oó]digo\s+de\s+verificaci[oó]n|verification\s+code|n[uú]mero\s+de\s+atr[aá]s|"
+    r"(?:3|three|tres)\s+(?:digits?|d[ií]gitos))\b([^\d\n]{0,20}?)(\d{3,4})\b"
+)
+_CARD_TALK = re.compile(r"(?i)\b(tarjeta|card|visa|mastercard|amex|caduca|expir\w*)\b")
+_BARE_CODE = re.compile(r"(?<![\d/.,:-])(\d{3,4})(?![\d/.,:-])")
+_DNI = re.compile(r"(?<![A-Za-z0-9])(\d{8})[ -]?([A-Za-z])(?![A-Za-z0-9])")
+_NIE = re.compile(r"(?<![A-Za-z0-9])([XYZxyz])[ -]?(\d{7})[ -]?([A-Za-z])(?![A-Za-z0-9])")
+_PHONE = re.compile(r"(?<![\w+])(\+?\(?\d[\d ().-]{6,18}\d)(?![\w])")
+_DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
+
+
+def iban_valid(candidate: str) -> bool:
+    iban = re.sub(r"[ -]", "", candidate).upper()
+    if not 15 <= len(iban) <= 34 or not iban[:2].isalpha() or not iban[2:4].isdigit():
+        return False
+    rearranged = iban[4:] + iban[:4]
+    digits = "".join(str(int(ch, 36)) for ch in rearranged)
+    return int(digits) % 97 == 1
+
+
+def dni_valid(number: str, letter: str) -> bool:
+    return _DNI_LETTERS[int(number) % 23] == letter.upper()
+
+
+def nie_valid(prefix: str, number: str, letter: str) -> bool:
+    return dni_valid(str("XYZ".index(prefix.upper())) + number, letter)
+
+
+def _phone_like(candidate: str) -> bool:
+    digits = re.sub(r"\D", "", candidate)
+    if not 9 <= len(digits) <= 15:
+        return False
+    if candidate.startswith("+") or candidate.startswith("00"):
+        return True
+    # National formats we can tell from other numbers: Spanish 6/7/8/9 + 8 digits, NANP 10.
+    if len(digits) == 9 and digits[0] in "6789":
+        return True
+    return len(digits) in (10, 11) and bool(re.search(r"[ ().-]", candidate))
+
+
+@dataclass(frozen=True, slots=True)
+class PiiResult:
+    text: str
+    kinds: list[str]
+
+
+class PiiRedactor:
+    """Finds personal data; masks the kinds in `redact` (cards and CVVs always)."""
+
+    def __init__(self, redact: Iterable[str] = ALL_KINDS) -> None:
+        self.redact = frozenset(redact) | ALWAYS_REDACTED
+
+    def __call__(self, text: str) -> PiiResult:
+        kinds: list[str] = []
+        if not text:
+            return PiiResult(text, kinds)
+
+        def found(kind: str, original: str) -> str:
+            if kind not in kinds:
+                kinds.append(kind)
+            return MASKS[kind] if kind in self.redact else original
+
+        if "@" in text:
+            text = _EMAIL.sub(lambda m: found(EMAIL, m.group(0)), text)
+        if not any(ch.isdigit() for ch in text):
+            return PiiResult(text, kinds)
+        # IBANs before cards: an IBAN's digits can look like a Luhn-valid card by chance.
+        text = _IBAN.sub(
+            lambda m: found(IBAN, m.group(0)) if iban_valid(m.group(1)) else m.group(0), text
+        )
+        text = _CARD.sub(self._card(found), text)
+        text = _CVV_LABELLED.sub(
+            lambda m: f"{m.group(1)}{m.group(2)}{found(CVV, m.group(3))}", text
+        )
+        if CARD in kinds or _CARD_TALK.search(text):
+            text = self._bare_cvv(text, found)
+        text = _NIE.sub(
+            lambda m: found(NIE, m.group(0)) if nie_valid(*m.groups()) else m.group(0), text
+        )
+        text = _DNI.sub(
+            lambda m: found(DNI, m.group(0)) if dni_valid(*m.groups()) else m.group(0), text
+        )
+        text = _PHONE.sub(
+            lambda m: found(PHONE, m.group(0)) if _phone_like(m.group(1)) else m.group(0), text
+        )
+        return PiiResult(text, kinds)
+
+    @staticmethod
+    def _card(found: Callable[[str, str], str]) -> Callable[[re.Match[str]], str]:
+        def card(match: re.Match[str]) -> str:
+            digits = re.sub(r"[ -]", "", match.group(0))
+            if 13 <= len(digits) <= 19 and luhn_valid(digits):
+                return found(CARD, match.group(0))
+            return match.group(0)
+
+        return card
+
+    @staticmethod
+    def _bare_cvv(text: str, found: Callable[[str, str], str]) -> str:
+        """A lone 3-4 digit code within a few words of a card mention is treated as a CVV."""
+        out: list[str] = []
+        last = 0
+        for talk in _CARD_TALK.finditer(text):
+            start = max(last, talk.start() - 40)
+            window_end = min(len(text), talk.end() + 60)
+            segment = text[start:window_end]
+            code = _BARE_CODE.search(segment)
+            if code is None or not _near_card_mask(segment):
+                continue
+            out.append(text[last : start + code.start(1)])
+            out.append(found(CVV, code.group(1)))
+            last = start + code.end(1)
+        out.append(text[last:])
+        return "".join(out)
+
+
+def _near_card_mask(segment: str) -> bool:
+    # Only after a real card number or explicit expiry talk: "tarjeta 2024" is not a CVV.
+    return CARD_MASK in segment or bool(re.search(r"(?i)cad|exp|\d{2}/\d{2}", segment))

@@ -1,0 +1,267 @@
+"""The classification pipeline: one synchronous, CPU-only call per inbound contact."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from omniroute import __version__
+from omniroute.classifier import sentiment as sentiment_mod
+from omniroute.classifier import spam as spam_mod
+from omniroute.classifier import urgency as urgency_mod
+from omniroute.classifier.language import LanguageIdentifier
+from omniroute.classifier.pii import ALL_KINDS, PiiRedactor
+from omniroute.classifier.priority import prioritise
+from omniroute.classifier.sla import SlaBook
+from omniroute.classifier.taxonomy import UNKNOWN, Taxonomy
+from omniroute.classifier.text import fold, words
+from omniroute.shared.events import (
+    CategoryResult,
+    ClassifiedContact,
+    InboundContact,
+    LanguageResult,
+    Reason,
+    SentimentResult,
+    TranscriptTurn,
+    UrgencySignals,
+    Visibility,
+    utcnow,
+)
+from omniroute.shared.settings import ClassifierSettings
+
+log = structlog.get_logger(__name__)
+
+# Only the opening of a very long e-mail is scored; redaction still covers the whole text.
+_CLASSIFY_CHARS = 4000
+TRIAGE_SKILL = "triage"
+SPAM_SKILL = "spam_review"
+# With no statistical model, keyword votes alone set the confidence.
+_RULE_WEIGHT_WITH_MODEL = 0.35
+
+
+class CategoryModel(Protocol):
+    """A trained text model: calibrated probabilities over its labels."""
+
+    @property
+    def labels(self) -> Sequence[str]: ...
+
+    @property
+    def model_id(self) -> str: ...
+
+    def predict_proba(self, text: str) -> Sequence[float]: ...
+
+
+class Classifier:
+    """Loads the taxonomy, SLA book and model once; `classify` is then pure CPU work."""
+
+    def __init__(
+        self,
+        settings: ClassifierSettings,
+        *,
+        taxonomy: Taxonomy | None = None,
+        sla: SlaBook | None = None,
+        model: CategoryModel | None = None,
+        redact: Sequence[str] = ALL_KINDS,
+    ) -> None:
+        self.settings = settings
+        model_dir = settings.model_dir
+        self.taxonomy = taxonomy or Taxonomy.load(_optional(model_dir, "taxonomy.yaml"))
+        self.sla = sla or SlaBook.load(_optional(model_dir, "sla.yaml"), settings.timezone)
+        self.model = model if model is not None else _load_model(model_dir, self.taxonomy)
+        self.threshold = settings.threshold
+        self.languages = LanguageIdentifier()
+        self.redactor = PiiRedactor(redact)
+        model_id = self.model.model_id if self.model is not None else "rules"
+        self.version = f"omniroute-classifier/{__version__}+{self.taxonomy.id}.{model_id}"
+        log.info(
+            "classifier.loaded",
+            version=self.version,
+            categories=len(self.taxonomy.categories),
+            threshold=self.threshold,
+        )
+
+    def classify(
+        self,
+        contact: InboundContact,
+        *,
+        now: datetime | None = None,
+        repeated_contact: bool = False,
+    ) -> ClassifiedContact:
+        reasons: list[Reason] = []
+        redacted, pii_kinds = self._redact(contact)
+        text = _customer_text(redacted)
+        head = text[:_CLASSIFY_CHARS]
+        tokens = words(fold(head))
+        joined = " ".join(tokens)
+
+        language = self.languages.identify(head, tokens, contact.customer.language)
+        reasons.append(
+            Reason(
+                signal="language",
+                detail=f"{language.code} by {language.method}",
+                weight=language.confidence,
+            )
+        )
+        category = self._categorise(head, joined, language.code, reasons)
+        feeling = sentiment_mod.analyse(head, tokens)
+        cues = urgency_mod.detect(joined)
+        verdict = spam_mod.detect(head, joined, customer_tokens=len(tokens))
+        if verdict.spam:
+            kind = "phishing" if verdict.phishing else "spam"
+            reasons.append(Reason(signal="spam", detail=kind, weight=verdict.score))
+        tier = (contact.customer.tier or "").lower() or None
+        urgency = UrgencySignals(
+            urgent_wording=cues.urgent_wording,
+            legal_threat=cues.legal_threat,
+            cancellation_threat=cues.cancellation_threat,
+            repeated_contact=repeated_contact,
+            public=contact.visibility is Visibility.PUBLIC,
+            vip=tier == "vip",
+        )
+        known = self.taxonomy.categories.get(category.category)
+        decision = prioritise(
+            category_weight=known.priority if known else 10,
+            category=category.category,
+            sentiment=feeling,
+            urgency=urgency,
+            channel=contact.channel,
+            spam=verdict.spam,
+        )
+        reasons.extend(decision.reasons)
+        sla = self.sla.stamp(
+            channel=contact.channel,
+            visibility=contact.visibility,
+            priority=decision.result.level,
+            tier=tier,
+            received_at=contact.received_at,
+            spam=verdict.spam,
+        )
+        reasons.append(Reason(signal="sla", detail=sla.policy))
+        if verdict.spam:
+            skills = [SPAM_SKILL]
+        elif category.category == UNKNOWN:
+            skills = [TRIAGE_SKILL]
+        else:
+            skills = [category.category]
+        if language.code != "und":
+            skills.append(f"lang:{language.code}")
+        return ClassifiedContact(
+            contact=redacted,
+            language=LanguageResult(code=language.code, confidence=language.confidence),
+            category=category,
+            sentiment=SentimentResult(
+                label=feeling.label,
+                score=feeling.score,
+                anger=feeling.anger,
+                abusive=feeling.abusive,
+            ),
+            urgency=urgency,
+            pii_kinds=pii_kinds,
+            spam=verdict.spam,
+            priority=decision.result,
+            sla=sla,
+            required_skills=skills,
+            classifier_version=self.version,
+            classified_at=now or utcnow(),
+            reasons=reasons[:64],
+        )
+
+    def _redact(self, contact: InboundContact) -> tuple[InboundContact, list[str]]:
+        kinds: list[str] = []
+
+        def run(value: str) -> str:
+            result = self.redactor(value)
+            kinds.extend(k for k in result.kinds if k not in kinds)
+            return result.text
+
+        update: dict[str, object] = {"text": run(contact.text)}
+        if contact.subject:
+            update["subject"] = run(contact.subject)
+        if contact.transcript:
+            update["transcript"] = [
+                turn.model_copy(update={"text": run(turn.text)}) for turn in contact.transcript
+            ]
+        return contact.model_copy(update=update), kinds
+
+    def _categorise(
+        self, head: str, joined: str, language: str, reasons: list[Reason]
+    ) -> CategoryResult:
+        hits = self.taxonomy.rule_hits(joined, language)
+        total_hits = sum(hits.values())
+        scores: dict[str, float] = {}
+        if self.model is not None and head.strip():
+            probabilities = self.model.predict_proba(head)
+            scores = dict(zip(self.model.labels, probabilities, strict=True))
+            votes = {label: count for label, count in hits.items() if label in scores}
+            if votes:
+                total = sum(votes.values())
+                scores = {
+                    label: (1 - _RULE_WEIGHT_WITH_MODEL) * p
+                    + _RULE_WEIGHT_WITH_MODEL * votes.get(label, 0) / total
+                    for label, p in scores.items()
+                }
+        elif total_hits:
+            # Rules alone: the share of keyword votes, discounted when there are few of them.
+            certainty = 1 - math.exp(-0.8 * total_hits)
+            scores = {label: certainty * count / total_hits for label, count in hits.items()}
+        if hits:
+            top = sorted(hits.items(), key=lambda item: -item[1])[:3]
+            reasons.append(
+                Reason(
+                    signal="keywords",
+                    detail=", ".join(f"{label}x{count}" for label, count in top),
+                    weight=float(total_hits),
+                )
+            )
+        if not scores:
+            return CategoryResult(category=UNKNOWN, confidence=0.0)
+        best = max(scores, key=scores.__getitem__)
+        confidence = float(min(1.0, max(0.0, scores[best])))
+        if confidence < self.threshold:
+            reasons.append(
+                Reason(signal="category", detail=f"abstained (best {best})", weight=confidence)
+            )
+            return CategoryResult(category=UNKNOWN, confidence=round(confidence, 4))
+        category = self.taxonomy.categories.get(best)
+        sub = category.subcategory(joined, language) if category else None
+        reasons.append(Reason(signal="category", detail=best, weight=round(confidence, 4)))
+        return CategoryResult(category=best, subcategory=sub, confidence=round(confidence, 4))
+
+
+def _customer_text(contact: InboundContact) -> str:
+    parts = [contact.subject or "", contact.text]
+    parts.extend(turn.text for turn in contact.transcript if _from_customer(turn))
+    return "\n".join(part for part in parts if part)
+
+
+def _from_customer(turn: TranscriptTurn) -> bool:
+    return turn.speaker == "customer"
+
+
+def _optional(directory: Path | None, name: str) -> Path | None:
+    if directory is None:
+        return None
+    path = directory / name
+    return path if path.is_file() else None
+
+
+def _load_model(model_dir: Path | None, taxonomy: Taxonomy) -> CategoryModel | None:
+    """The configured model directory, else the default model trained from shipped examples."""
+    from omniroute.classifier.model import load_default_model, load_model
+
+    if model_dir is not None:
+        return load_model(model_dir)
+    return load_default_model(taxonomy)
+
+
+def fingerprint(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return digest.hexdigest()[:12]

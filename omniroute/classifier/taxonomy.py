@@ -1,0 +1,150 @@
+"""The configurable taxonomy (YAML): categories, sub-categories and keyword rules per language."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from omniroute.classifier.text import fold, words
+
+UNKNOWN = "unknown"
+DEFAULT_TAXONOMY = "taxonomy.yaml"
+
+
+class TaxonomyError(ValueError):
+    """The taxonomy file is malformed."""
+
+
+def _keyword_regex(keyword: str) -> str:
+    prefix = keyword.endswith("*")
+    tokens = words(fold(keyword.rstrip("*")))
+    if not tokens:
+        raise TaxonomyError(f"keyword {keyword!r} has no words")
+    body = r"\ ".join(re.escape(token) for token in tokens)
+    return body + (r"[a-z0-9']*" if prefix else "")
+
+
+def _compile(groups: Mapping[str, list[str]]) -> re.Pattern[str] | None:
+    """One alternation with a named group per label, so one scan scores every label."""
+    parts = []
+    for index, keywords in enumerate(groups.values()):
+        if not keywords:
+            continue
+        body = "|".join(sorted((_keyword_regex(k) for k in keywords), key=len, reverse=True))
+        parts.append(f"(?P<g{index}>{body})")
+    if not parts:
+        return None
+    return re.compile(r"(?<![a-z0-9'])(?:" + "|".join(parts) + r")(?![a-z0-9])")
+
+
+@dataclass(frozen=True)
+class _Rules:
+    pattern: re.Pattern[str] | None
+    labels: tuple[str, ...]
+
+    def hits(self, joined: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        if self.pattern is None:
+            return counts
+        for match in self.pattern.finditer(joined):
+            label = self.labels[int(match.lastgroup[1:])] if match.lastgroup else None
+            if label is not None:
+                counts[label] = counts.get(label, 0) + 1
+        return counts
+
+
+def _rules(groups: dict[str, list[str]]) -> _Rules:
+    return _Rules(_compile(groups), tuple(groups))
+
+
+@dataclass(frozen=True)
+class Category:
+    id: str
+    name: str
+    priority: int
+    subcategories: tuple[str, ...]
+    _sub_rules: dict[str, _Rules] = field(repr=False)
+
+    def subcategory(self, joined: str, language: str) -> str | None:
+        rules = self._sub_rules.get(language) or self._sub_rules.get("*")
+        if rules is None:
+            return None
+        hits = rules.hits(joined)
+        if not hits:
+            return None
+        return max(self.subcategories, key=lambda sub: hits.get(sub, 0))
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    id: str
+    version: int
+    categories: dict[str, Category]
+    _rules: dict[str, _Rules] = field(repr=False)
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.categories)
+
+    def rule_hits(self, joined: str, language: str) -> dict[str, int]:
+        """Keyword hits per category for the language (all languages' keywords if unlisted)."""
+        rules = self._rules.get(language) or self._rules["*"]
+        return rules.hits(joined)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Taxonomy:
+        raw = data.get("categories")
+        if not isinstance(raw, Mapping) or not raw:
+            raise TaxonomyError("taxonomy needs a non-empty 'categories' mapping")
+        if UNKNOWN in raw:
+            raise TaxonomyError(f"'{UNKNOWN}' is reserved for abstentions")
+        by_language: dict[str, dict[str, list[str]]] = {}
+        categories: dict[str, Category] = {}
+        for cat_id, spec in raw.items():
+            spec = spec or {}
+            for language, keywords in (spec.get("keywords") or {}).items():
+                by_language.setdefault(language, {})[cat_id] = list(keywords or [])
+            subs: dict[str, dict[str, list[str]]] = {}
+            for sub_id, sub_keywords in (spec.get("subcategories") or {}).items():
+                for language, keywords in (sub_keywords or {}).items():
+                    subs.setdefault(language, {})[sub_id] = list(keywords or [])
+            sub_ids = tuple((spec.get("subcategories") or {}).keys())
+            sub_rules = {language: _rules(groups) for language, groups in subs.items()}
+            sub_rules["*"] = _rules(_union(subs))
+            categories[str(cat_id)] = Category(
+                id=str(cat_id),
+                name=str(spec.get("name", cat_id)),
+                priority=int(spec.get("priority", 0)),
+                subcategories=sub_ids,
+                _sub_rules=sub_rules,
+            )
+        rules = {language: _rules(groups) for language, groups in by_language.items()}
+        rules["*"] = _rules(_union(by_language))
+        return cls(
+            id=str(data.get("id", "custom")),
+            version=int(data.get("version", 1)),
+            categories=categories,
+            _rules=rules,
+        )
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Taxonomy:
+        """Load a taxonomy file, or the default one shipped with the package."""
+        if path is None:
+            text = resources.files("omniroute.classifier.data").joinpath(DEFAULT_TAXONOMY)
+            return cls.from_mapping(yaml.safe_load(text.read_text(encoding="utf-8")))
+        return cls.from_mapping(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def _union(by_language: Mapping[str, Mapping[str, list[str]]]) -> dict[str, list[str]]:
+    merged: dict[str, list[str]] = {}
+    for groups in by_language.values():
+        for label, keywords in groups.items():
+            merged.setdefault(label, []).extend(k for k in keywords if k not in merged[label])
+    return merged
