@@ -19,11 +19,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
     CommitFailedError,
     KafkaConnectionError,
     KafkaError,
     TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
 )
+from aiokafka.protocol.group import LeaveGroupRequest
 
 from omniroute.shared import metrics
 from omniroute.shared.settings import BusSettings
@@ -38,6 +41,8 @@ MAX_BACKOFF_SECONDS = 5.0
 FETCH_TIMEOUT_MS = 500
 MAX_RECORDS_PER_FETCH = 200
 REASON_MAX_CHARS = 500
+CONSUMER_START_TIMEOUT_SECONDS = 30.0
+NOT_ALLOWED_ERRNOS = (TopicAuthorizationFailedError.errno, ClusterAuthorizationFailedError.errno)
 # Header names on dead-lettered messages; the original headers are kept beside them.
 DLQ_HEADERS = (
     "dlq.reason",
@@ -147,15 +152,15 @@ class KafkaBus:
 
     async def stop(self) -> None:
         self._stopping.event.set()
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=self._stop_grace)
+        tasks, self._tasks = self._tasks, []
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self._stop_grace)
             for task in pending:
                 # A handler that outlived the grace period: its message stays uncommitted
                 # and is delivered again after restart.
                 log.warning("bus.kafka.stop_cancelled")
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        self._tasks.clear()
         if self._producer is not None:
             producer, self._producer = self._producer, None
             try:
@@ -300,13 +305,31 @@ class KafkaBus:
         for name, code, message in ((e[0], e[1], e[2]) for e in response.topic_errors):
             if code == TopicAlreadyExistsError.errno:
                 continue
+            if code in NOT_ALLOWED_ERRNOS:
+                # Clusters where ops provision topics: use them as they are.
+                log.warning("bus.kafka.topic_not_managed", topic=name, error_code=code)
+                continue
             if code != 0:
                 raise KafkaError(f"could not create topic {name}: {code} {message}")
             log.info(
                 "bus.kafka.topic_created", topic=name, partitions=self._settings.bus_partitions
             )
 
+    async def _leave_group(self, node: int, group: str, member_id: str) -> None:
+        producer = self._producer
+        if producer is None:
+            return
+        try:
+            await asyncio.wait_for(
+                producer.client.send(node, LeaveGroupRequest(group, member_id)),
+                PING_TIMEOUT_SECONDS,
+            )
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.info("bus.kafka.leave_group_failed", group=group, error=type(exc).__name__)
+
     def _start_consumers(self) -> None:
+        if self._stopping.is_set:
+            return
         for sub in self._subscriptions:
             consumer = _Consumer(self, sub)
             self._consumers.append(consumer)
@@ -341,8 +364,8 @@ class _Consumer:
         while not self._stopping.is_set:
             consumer = self._new_consumer()
             try:
-                await consumer.start()
-            except (KafkaError, OSError) as exc:
+                await asyncio.wait_for(consumer.start(), CONSUMER_START_TIMEOUT_SECONDS)
+            except (KafkaError, OSError, TimeoutError) as exc:
                 attempt += 1
                 self._log.warning(
                     "bus.kafka.consumer_start_failed", attempt=attempt, error=type(exc).__name__
@@ -526,10 +549,30 @@ class _Consumer:
                 await asyncio.wait_for(self.commit(consumer), grace)
             except TimeoutError:
                 self._log.warning("bus.kafka.final_commit_timeout")
+        membership = _generation_zero_membership(consumer)
         try:
             await asyncio.wait_for(consumer.stop(), grace)
         except (KafkaError, OSError, TimeoutError) as exc:
             self._log.warning("bus.kafka.consumer_close_failed", error=type(exc).__name__)
+        if membership is not None:
+            await self._bus._leave_group(*membership)
+
+
+def _generation_zero_membership(consumer: AIOKafkaConsumer) -> tuple[int, str, str] | None:
+    """(coordinator, group, member) when aiokafka will not send LeaveGroup on stop.
+
+    aiokafka only leaves a group whose generation is above 0, as Kafka numbers them from 1;
+    Tansu starts at 0, so without this a restarted member's partitions would wait a whole
+    session timeout for the old member to expire.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    generation = getattr(coordinator, "generation", None)
+    member_id = getattr(coordinator, "member_id", None)
+    node = getattr(coordinator, "coordinator_id", None)
+    group = getattr(coordinator, "group_id", None)
+    if generation != 0 or not member_id or node is None or not group:
+        return None
+    return node, str(group), str(member_id)
 
 
 class _Rebalance(ConsumerRebalanceListener):
