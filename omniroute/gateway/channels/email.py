@@ -96,6 +96,11 @@ _BOUNCE_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 _DAEMON_SENDERS = ("mailer-daemon@", "postmaster@", "mail-daemon@", "mailerdaemon@")
+_REPORT_PARTS = {
+    "message/delivery-status": "bounce",
+    "message/feedback-report": "feedback-report",
+    "message/disposition-notification": "read-receipt",
+}
 _PRECEDENCE_FLAGS = {"bulk": "bulk", "junk": "junk", "auto_reply": "auto-replied"}
 
 
@@ -212,6 +217,9 @@ def parse_email(raw: bytes, *, received_at: datetime | None = None) -> InboundCo
 def auto_submitted(message: Message, subject: str, sender: str) -> str | None:
     """Why this message is machine-sent (the router records but does not route it), or None."""
     content_type = message.get_content_type()
+    if content_type in _REPORT_PARTS:
+        # A bare report part, its multipart/report wrapper lost on the way.
+        return _REPORT_PARTS[content_type]
     if content_type == "multipart/report":
         report_type = (message.get_param("report-type") or "").__str__().lower()
         if report_type == "delivery-status":

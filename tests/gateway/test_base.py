@@ -1,0 +1,46 @@
+"""The adapter registry and the helpers adapters share."""
+
+from __future__ import annotations
+
+import pytest
+
+from omniroute.gateway.channels import ChannelAdapter, default_registry
+from omniroute.gateway.channels.base import AdapterRegistry, bounded_identifier, e164
+from omniroute.gateway.channels.chat import ChatAdapter
+
+
+class TestRegistry:
+    def test_default_channels(self) -> None:
+        registry = default_registry()
+        assert sorted(registry.names()) == ["chat", "email", "meta", "phone"]
+        assert all(isinstance(adapter, ChannelAdapter) for adapter in registry)
+
+    def test_only_meta_is_signature_authenticated(self) -> None:
+        signed = [a.name for a in default_registry() if a.authentication == "signature"]
+        assert signed == ["meta"]
+
+    def test_duplicate_names_are_refused(self) -> None:
+        with pytest.raises(ValueError, match="already registered"):
+            AdapterRegistry([ChatAdapter(), ChatAdapter()])
+
+
+class TestHelpers:
+    def test_long_identifiers_become_digests(self) -> None:
+        long = "x" * 600
+        assert bounded_identifier(long).startswith("sha256:")
+        assert bounded_identifier(long) == bounded_identifier(long)
+        assert bounded_identifier(" short ") == "short"
+
+    @pytest.mark.parametrize(
+        ("number", "international", "expected"),
+        [
+            ("+34 600 111 222", False, "+34600111222"),
+            ("972987654321", False, "+972987654321"),
+            ("4930123456", True, "+4930123456"),
+            ("4930123456", False, None),
+            ("600111222", False, None),
+            ("not a number", False, None),
+        ],
+    )
+    def test_e164(self, number: str, international: bool, expected: str | None) -> None:
+        assert e164(number, international=international) == expected

@@ -1,0 +1,84 @@
+"""The live-chat adapter."""
+
+from __future__ import annotations
+
+import pytest
+
+from omniroute.gateway.channels.chat import ChatAdapter
+from omniroute.shared.errors import BadRequest, Unprocessable
+from omniroute.shared.events import Channel, contact_id_for, conversation_id_for
+from tests.gateway.conftest import delivery
+
+adapter = ChatAdapter()
+
+MESSAGE = {
+    "session_id": "sess-1",
+    "message_id": "msg-1",
+    "visitor": {"id": "vis-1", "name": "Ana", "email": "ANA@example.com"},
+    "text": "  My parcel never arrived  ",
+    "sent_at": "2024-05-01T10:00:00Z",
+}
+
+
+def parse(payload: object) -> list:
+    return adapter.parse(delivery(payload))
+
+
+class TestNormalisation:
+    def test_message(self) -> None:
+        [contact] = parse(MESSAGE)
+        assert contact.channel is Channel.CHAT
+        assert contact.contact_id == contact_id_for("chat", "msg-1")
+        assert contact.conversation_id == conversation_id_for("chat", "sess-1")
+        assert contact.text == "My parcel never arrived"
+        assert contact.customer.name == "Ana"
+        assert contact.customer.email == "ana@example.com"
+        assert contact.customer.provider_ids == {"chat_visitor": "vis-1"}
+        assert contact.occurred_at is not None
+        assert contact.occurred_at.isoformat() == "2024-05-01T10:00:00+00:00"
+
+    def test_session_is_the_conversation(self) -> None:
+        [first] = parse(MESSAGE)
+        [second] = parse({**MESSAGE, "message_id": "msg-2", "text": "hello?"})
+        assert first.conversation_id == second.conversation_id
+        assert first.contact_id != second.contact_id
+
+    def test_naive_sent_at_is_utc(self) -> None:
+        [contact] = parse({**MESSAGE, "sent_at": "2024-05-01T10:00:00"})
+        assert contact.occurred_at is not None
+        assert contact.occurred_at.utcoffset() is not None
+
+
+class TestIdempotency:
+    def test_without_message_id_the_payload_identifies_the_message(self) -> None:
+        payload = {key: value for key, value in MESSAGE.items() if key != "message_id"}
+        [first] = parse(payload)
+        [again] = parse(dict(reversed(list(payload.items()))))
+        assert first.external_id.startswith("sha256:")
+        assert first.contact_id == again.contact_id
+
+    def test_different_text_is_a_different_message(self) -> None:
+        payload = {key: value for key, value in MESSAGE.items() if key != "message_id"}
+        [first] = parse(payload)
+        [other] = parse({**payload, "text": "another"})
+        assert first.contact_id != other.contact_id
+
+
+class TestValidation:
+    @pytest.mark.parametrize("missing", ["session_id", "visitor", "text"])
+    def test_required_fields(self, missing: str) -> None:
+        payload = {key: value for key, value in MESSAGE.items() if key != missing}
+        with pytest.raises(Unprocessable):
+            parse(payload)
+
+    def test_visitor_needs_an_id(self) -> None:
+        with pytest.raises(Unprocessable):
+            parse({**MESSAGE, "visitor": {"name": "Ana"}})
+
+    def test_list_is_unprocessable(self) -> None:
+        with pytest.raises(Unprocessable):
+            parse([MESSAGE])
+
+    def test_broken_json_is_a_bad_request(self) -> None:
+        with pytest.raises(BadRequest):
+            adapter.parse(delivery(b'{"session_id": "s'))
