@@ -71,6 +71,15 @@ class TestValidation:
         with pytest.raises(Unprocessable):
             parse(payload)
 
+    def test_blank_text_without_attachments_is_unprocessable(self) -> None:
+        with pytest.raises(Unprocessable):
+            parse({**MESSAGE, "text": "   "})
+
+    def test_attachment_alone_is_a_message(self) -> None:
+        attachment = {"filename": "photo.jpg", "content_type": "image/jpeg", "size": 2048}
+        [contact] = parse({**MESSAGE, "text": "", "attachments": [attachment]})
+        assert contact.attachments[0].filename == "photo.jpg"
+
     def test_visitor_needs_an_id(self) -> None:
         with pytest.raises(Unprocessable):
             parse({**MESSAGE, "visitor": {"name": "Ana"}})

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import structlog
 
 from omniroute.gateway.channels.meta import signature_for
 from omniroute.shared.errors import PROBLEM_JSON
@@ -383,6 +384,23 @@ class TestMetaRoutes:
         assert [c.channel for c in gateway.published] == ["messenger"]
 
 
+class TestLogs:
+    async def test_message_bodies_never_reach_the_logs(self, gateway: Gateway) -> None:
+        secret_words = "the password to my account is hunter2"
+        with structlog.testing.capture_logs() as logs:
+            response = await gateway.client.post(
+                "/v1/contacts", json={**CONTACT, "text": secret_words}, headers=gateway.auth()
+            )
+            await gateway.client.post(
+                "/v1/channels/chat",
+                json={"session_id": "s", "visitor": {"id": "v"}, "text": secret_words},
+                headers=gateway.auth(),
+            )
+        assert response.status_code == 202
+        assert any(entry["event"] == "gateway.contact.accepted" for entry in logs)
+        assert "hunter2" not in repr(logs)
+
+
 class TestChannelRoutes:
     async def test_email_is_accepted(self, gateway: Gateway, shared_data: Path) -> None:
         raw = (shared_data / "email/ruby-mail/rfc2822/example06.eml").read_bytes()
@@ -417,6 +435,19 @@ class TestChannelRoutes:
         )
         assert response.status_code == 202
         assert gateway.published[0].channel == "phone"
+
+    async def test_unknown_meta_object_is_422(self, gateway: Gateway, shared_data: Path) -> None:
+        body = json.dumps({"object": "permissions", "entry": []}).encode()
+        secret = meta_vector(shared_data)["app_secret"]
+        response = await gateway.client.post(
+            "/v1/channels/meta",
+            content=body,
+            headers={
+                "X-Hub-Signature-256": signature_for(secret, body),
+                "Content-Type": "application/json",
+            },
+        )
+        assert_problem(response, 422)
 
     async def test_unknown_channel_is_404(self, gateway: Gateway) -> None:
         response = await gateway.client.post("/v1/channels/pigeon", json={}, headers=gateway.auth())

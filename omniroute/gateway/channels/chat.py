@@ -13,6 +13,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from omniroute.gateway.channels.base import (
@@ -61,6 +62,12 @@ class ChatMessage(BaseModel):
     language: _Short | None = None
     page_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
     attachments: list[Attachment] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _has_content(self) -> ChatMessage:
+        if not (self.text.strip() or self.attachments):
+            raise ValueError("a chat message needs a text or an attachment")
+        return self
 
     @field_validator("sent_at")
     @classmethod
