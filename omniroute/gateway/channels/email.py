@@ -31,6 +31,7 @@ from omniroute.gateway.channels.base import (
     sha256_hex,
     short,
 )
+from omniroute.gateway.channels.replies import latest_reply
 from omniroute.shared.errors import BadRequest
 from omniroute.shared.events import (
     MAX_TEXT_CHARS,
@@ -182,11 +183,13 @@ def parse_email(raw: bytes, *, received_at: datetime | None = None) -> InboundCo
 
     name, address = _sender(message)
     subject = _collapse(_header(message, "subject"))[:2000] or None
-    text = _body_text(message)
+    text, quoted = latest_reply(_body_text(message), subject=subject)
     attachments = _attachments(message)
     flag = auto_submitted(message, subject or "", address or "")
     if flag:
         metadata["auto_submitted"] = flag
+    if quoted:
+        metadata["quoted_text_removed"] = "true"
     if message_id:
         metadata["message_id"] = short(message_id)
     if in_reply_to:

@@ -1,0 +1,127 @@
+"""Cut the quoted history out of an e-mail reply, so a contact is what the customer just wrote.
+
+Without it every reply carries the whole thread, and the classifier would read our own answers
+(and the customer's earlier, already-handled complaint) as the new message. Conservative on
+purpose: when in doubt the text is kept, and an empty result falls back to the full text.
+"""
+
+from __future__ import annotations
+
+import re
+
+# "On Mon, Apr 2, 2012 at 6:26 PM, Megan <m@x.com> wrote:", in the languages customers write.
+_ATTRIBUTION_END = re.compile(
+    r"(wrote|writes|escribió|escribio|a écrit|schrieb|ha scritto|schreef|escreveu|napisał|"
+    r"написал|написала|skrev)\s*:?\s*$",
+    re.IGNORECASE,
+)
+_ATTRIBUTION_START = re.compile(
+    r"^[\s>-]*(on|am|le|el|il|op|em|w dniu|den|\d{1,4}[./-]\d{1,2}[./-]\d{1,4})\b", re.IGNORECASE
+)
+_ORIGINAL_MESSAGE = re.compile(
+    r"^\s*-{2,}\s*(original message|mensaje original|message d'origine|"
+    r"ursprüngliche nachricht|messaggio originale|mensagem original)\s*-{2,}\s*$",
+    re.IGNORECASE,
+)
+_FROM_LINE = re.compile(r"^\s*\*?(from|de|von|da|van)\*?\s*:\s*\S", re.IGNORECASE)
+_SENT_LINE = re.compile(
+    r"^\s*\*?(sent|date|enviado|fecha|gesendet|datum|envoyé|data)\*?\s*:\s*\S", re.IGNORECASE
+)
+_FORWARDED = re.compile(
+    r"^[\s>-]*(-{3,}|begin)\s*(forwarded message|mensaje reenviado|message transféré|"
+    r"weitergeleitete nachricht|forwarded)",
+    re.IGNORECASE,
+)
+_SEPARATOR = re.compile(r"^\s*_{8,}\s*$")
+_MAX_ATTRIBUTION_LINES = 3
+
+
+_FORWARD_SUBJECT = re.compile(r"^\s*(fwd?|tr|rv|wg|enc|i|doorst|vs|fs)\s*:", re.IGNORECASE)
+
+
+def is_forward(subject: str | None) -> bool:
+    """Fwd:, and what Outlook calls it elsewhere (TR:, RV:, WG:, ENC:...)."""
+    return bool(subject and _FORWARD_SUBJECT.match(subject))
+
+
+def latest_reply(text: str, *, subject: str | None = None) -> tuple[str, bool]:
+    """The customer's newest words and whether quoted history was removed."""
+    if is_forward(subject):
+        # A forward's quoted part is the issue itself ("see below"): keep it all.
+        return text, False
+    lines = text.split("\n")
+    header = _quote_header(lines)
+    if header is not None:
+        start, end = header
+        if any(_FORWARDED.match(line) for line in lines[: end + 1]):
+            # A forward's quoted part is the issue itself ("see below"): keep it all.
+            return text, False
+        above = _trim(lines[:start])
+        if above:
+            return "\n".join(above), True
+        # Bottom-posting: the answer follows the quote; drop the attribution and quoted lines.
+        below = _trim([line for line in lines[end:] if not line.lstrip().startswith(">")])
+        if below:
+            return "\n".join(below), True
+        return text, False
+    quoted = _trailing_quote(lines)
+    if quoted is not None:
+        above = _trim(lines[:quoted])
+        if above:
+            return "\n".join(above), True
+    return text, False
+
+
+def _quote_header(lines: list[str]) -> tuple[int, int] | None:
+    """The first line of the quoted history's header, and the line after the header."""
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if _ORIGINAL_MESSAGE.match(stripped):
+            return index, index + 1
+        if _FROM_LINE.match(stripped) and any(
+            _SENT_LINE.match(following) for following in lines[index + 1 : index + 4]
+        ):
+            start = index - 1 if index > 0 and _SEPARATOR.match(lines[index - 1]) else index
+            return start, index + 1
+        if _ATTRIBUTION_START.match(stripped):
+            # An attribution may wrap over a few lines before its closing "wrote:".
+            joined = ""
+            for offset in range(_MAX_ATTRIBUTION_LINES):
+                if index + offset >= len(lines):
+                    break
+                joined = f"{joined} {lines[index + offset].strip()}".strip()
+                if len(joined) > 400:
+                    break
+                if _ATTRIBUTION_END.search(joined) and _looks_like_attribution(joined):
+                    return index, index + offset + 1
+    return None
+
+
+def _looks_like_attribution(joined: str) -> bool:
+    """A date or an address: "Then you wrote:" in prose is not a quote header."""
+    return bool(re.search(r"\d", joined) or "@" in joined) and len(joined) <= 400
+
+
+def _trailing_quote(lines: list[str]) -> int | None:
+    """Where a final block of ">" lines starts, if the message ends with one."""
+    start: int | None = None
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith(">"):
+            if start is None:
+                start = index
+        else:
+            start = None
+    return start
+
+
+def _trim(lines: list[str]) -> list[str]:
+    while lines and (not lines[-1].strip() or _SEPARATOR.match(lines[-1])):
+        lines = lines[:-1]
+    while lines and not lines[0].strip():
+        lines = lines[1:]
+    return lines
