@@ -297,6 +297,8 @@ class TestAutoReplies:
             "Automatic reply: Order 42",
             "Respuesta automática: Pedido 42",
             "Fuera de la oficina",
+            "Auto-Reply",
+            "Out of Office Reply: Order 42",
         ],
     )
     def test_out_of_office_subjects(self, subject: str) -> None:
@@ -310,8 +312,18 @@ class TestAutoReplies:
     def test_people_are_not_flagged(self, extra: str) -> None:
         assert "auto_submitted" not in parse_email(message(PLAIN + extra)).metadata
 
-    def test_customer_asking_about_out_of_office_is_not_flagged(self) -> None:
-        raw = message(PLAIN.replace("Subject: Order 42", "Subject: Re: your out of office hours"))
+    @pytest.mark.parametrize(
+        "subject",
+        [
+            "Re: your out of office hours",
+            "Out of office hours support?",
+            "Ausencia de respuesta",
+            "On vacation and my card was blocked",
+            "De vacaciones sin servicio",
+        ],
+    )
+    def test_customers_writing_about_absence_are_not_flagged(self, subject: str) -> None:
+        raw = message(PLAIN.replace("Subject: Order 42", f"Subject: {subject}"))
         assert "auto_submitted" not in parse_email(raw).metadata
 
 

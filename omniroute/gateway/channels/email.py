@@ -81,13 +81,15 @@ _CHARSET_ALIASES = {
 }
 
 _MESSAGE_ID = re.compile(r"<([^<>\s]{1,500})>")
+# Only the fixed forms mail clients put in front of an auto-reply's subject, followed by ":" or
+# nothing: a flagged message is recorded but not routed, so "Ausencia de respuesta" or
+# "Out of office hours support?" from a real customer must never match.
 _OUT_OF_OFFICE = re.compile(
     r"^\W*(?:"
-    r"automatic reply|auto[- ]?reply|autoreply|auto[- ]?response|out of (?:the )?office|"
-    r"away from (?:the |my )?office|on vacation|on holiday|i am out of the office|"
-    r"respuesta autom[aá]tica|fuera de (?:la )?oficina|ausencia|ausente|estoy fuera|"
-    r"de vacaciones|r[eé]ponse automatique|absence du bureau"
-    r")\b",
+    r"automatic reply|auto[- ]?reply|autoreply|auto[- ]?response|"
+    r"out of (?:the )?office(?: (?:reply|auto[- ]?reply|notice))?|"
+    r"respuesta autom[aá]tica|fuera de (?:la )?oficina|r[eé]ponse automatique"
+    r")\s*(?::|$)",
     re.IGNORECASE,
 )
 _BOUNCE_SUBJECT = re.compile(
