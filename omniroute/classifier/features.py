@@ -19,28 +19,31 @@ from omniroute.classifier.text import fold, words
 U64 = npt.NDArray[np.uint64]
 F32 = npt.NDArray[np.float32]
 
-CHAR_NGRAMS = (2, 3, 4, 5)
+CHAR_NGRAMS = (1, 2, 3, 4, 5)
 _BASE = np.uint64(1_000_003)
 _MAX_CHARS = 2000
 # Per-n salts keep n-grams of different lengths (and words) apart in one hash space.
-_SALT = {n: np.uint64(0x9E3779B97F4A7C15 * (n + 1) % 2**64) for n in (*CHAR_NGRAMS, 10, 11)}
-_WEIGHTS = {
-    n: np.array([pow(1_000_003, n - 1 - k, 2**64) for k in range(n)], dtype=np.uint64)
-    for n in CHAR_NGRAMS
-}
+_SALT = {n: np.uint64(0x9E3779B97F4A7C15 * (n + 1) % 2**64) for n in (*CHAR_NGRAMS, 10, 11, 12)}
 WORD_BLOCK = 0
 CHAR_BLOCK = 1
 
 
 def _char_hashes(normalised: str) -> U64:
+    """Character n-grams inside words (padded by one space each side), like char_wb."""
     data = np.frombuffer(f" {normalised} ".encode(), dtype=np.uint8).astype(np.uint64)
-    out = []
-    for n in CHAR_NGRAMS:
+    space = np.concatenate(([0], np.cumsum(data == 32)))
+    out = [data[data != 32] ^ _SALT[1]]
+    rolling = data
+    # Horner's rule over shrinking windows: the n-gram hashes for every n in a few array ops.
+    for n in range(2, CHAR_NGRAMS[-1] + 1):
         if data.size < n:
             break
-        windows = np.lib.stride_tricks.sliding_window_view(data, n)
-        out.append((windows * _WEIGHTS[n]).sum(axis=1, dtype=np.uint64) ^ _SALT[n])
-    return np.concatenate(out) if out else np.empty(0, dtype=np.uint64)
+        rolling = rolling[:-1] * _BASE + data[n - 1 :]
+        start = np.arange(rolling.size)
+        # Keep n-grams with no space strictly inside them: they stay within one word.
+        inside = space[start + n - 1] - space[start + 1]
+        out.append(rolling[inside == 0] ^ _SALT[n])
+    return np.concatenate(out)
 
 
 def _word_hashes(tokens: Sequence[str]) -> U64:
@@ -50,7 +53,8 @@ def _word_hashes(tokens: Sequence[str]) -> U64:
         (zlib.crc32(t.encode()) for t in tokens), dtype=np.uint64, count=len(tokens)
     )
     bigrams = unigrams[:-1] * _BASE + unigrams[1:]
-    return np.concatenate((unigrams ^ _SALT[10], bigrams ^ _SALT[11]))
+    trigrams = bigrams[:-1] * _BASE + unigrams[2:]
+    return np.concatenate((unigrams ^ _SALT[10], bigrams ^ _SALT[11], trigrams ^ _SALT[12]))
 
 
 @dataclass(frozen=True, slots=True)

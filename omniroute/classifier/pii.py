@@ -34,7 +34,11 @@ MASKS = {
 }
 
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-_IBAN = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]){11,30})(?![A-Za-z0-9])")
+# Upper case in groups of four, as IBANs are printed; the checksum decides.
+_IBAN = re.compile(
+    r"(?<![A-Za-z0-9])([A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?)"
+    r"(?![A-Za-z0-9])"
+)
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 # A 3-4 digit code after card-security words, or one sentence after card talk.
 _CVV_LABELLED = re.compile(
@@ -42,8 +46,11 @@ _CVV_LABELLED = re.compile(
     r"c[oó]digo\s+de\s+verificaci[oó]n|verification\s+code|n[uú]mero\s+de\s+atr[aá]s|"
     r"(?:3|three|tres)\s+(?:digits?|d[ií]gitos))\b([^\d\n]{0,20}?)(\d{3,4})\b"
 )
-_CARD_TALK = re.compile(r"(?i)\b(tarjeta|card|visa|mastercard|amex|caduca|expir\w*)\b")
-_BARE_CODE = re.compile(r"(?<![\d/.,:-])(\d{3,4})(?![\d/.,:-])")
+# A lone code shortly after a masked card number or its expiry date ("caduca 04/27 ... 123").
+_BARE_CVV = re.compile(
+    r"(?i)(\[CARD\]|\b(?:caduca\w*|caducidad|expir\w*|exp|valid\w*)\b[^\n\d]{0,12}\d{2}\s*/\s*\d{2,4})"
+    r"([^\d\n]{1,30}?)(?<![\d/.,:-])(\d{3,4})(?![\d/.,:%-])"
+)
 _DNI = re.compile(r"(?<![A-Za-z0-9])(\d{8})[ -]?([A-Za-z])(?![A-Za-z0-9])")
 _NIE = re.compile(r"(?<![A-Za-z0-9])([XYZxyz])[ -]?(\d{7})[ -]?([A-Za-z])(?![A-Za-z0-9])")
 _PHONE = re.compile(r"(?<![\w+])(\+?\(?\d[\d ().-]{6,18}\d)(?![\w])")
@@ -113,16 +120,15 @@ class PiiRedactor:
         text = _CVV_LABELLED.sub(
             lambda m: f"{m.group(1)}{m.group(2)}{found(CVV, m.group(3))}", text
         )
-        if CARD in kinds or _CARD_TALK.search(text):
-            text = self._bare_cvv(text, found)
+        text = _PHONE.sub(
+            lambda m: found(PHONE, m.group(0)) if _phone_like(m.group(1)) else m.group(0), text
+        )
+        text = _BARE_CVV.sub(lambda m: f"{m.group(1)}{m.group(2)}{found(CVV, m.group(3))}", text)
         text = _NIE.sub(
             lambda m: found(NIE, m.group(0)) if nie_valid(*m.groups()) else m.group(0), text
         )
         text = _DNI.sub(
             lambda m: found(DNI, m.group(0)) if dni_valid(*m.groups()) else m.group(0), text
-        )
-        text = _PHONE.sub(
-            lambda m: found(PHONE, m.group(0)) if _phone_like(m.group(1)) else m.group(0), text
         )
         return PiiResult(text, kinds)
 
@@ -135,26 +141,3 @@ class PiiRedactor:
             return match.group(0)
 
         return card
-
-    @staticmethod
-    def _bare_cvv(text: str, found: Callable[[str, str], str]) -> str:
-        """A lone 3-4 digit code within a few words of a card mention is treated as a CVV."""
-        out: list[str] = []
-        last = 0
-        for talk in _CARD_TALK.finditer(text):
-            start = max(last, talk.start() - 40)
-            window_end = min(len(text), talk.end() + 60)
-            segment = text[start:window_end]
-            code = _BARE_CODE.search(segment)
-            if code is None or not _near_card_mask(segment):
-                continue
-            out.append(text[last : start + code.start(1)])
-            out.append(found(CVV, code.group(1)))
-            last = start + code.end(1)
-        out.append(text[last:])
-        return "".join(out)
-
-
-def _near_card_mask(segment: str) -> bool:
-    # Only after a real card number or explicit expiry talk: "tarjeta 2024" is not a CVV.
-    return CARD_MASK in segment or bool(re.search(r"(?i)cad|exp|\d{2}/\d{2}", segment))

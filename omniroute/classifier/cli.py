@@ -1,0 +1,115 @@
+"""`omniroute classifier train|eval`: train a category model on CSV/JSONL and measure it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from omniroute.classifier.model import ModelError, Progress, load_model, train_model
+from omniroute.classifier.training import DatasetError, Evaluation, evaluate, load_dataset
+from omniroute.shared.settings import ClassifierSettings
+
+app = typer.Typer(help="Train and evaluate the category model.", no_args_is_help=True)
+
+DataOpt = Annotated[
+    Path, typer.Option("--data", help="CSV, JSONL, or JSON of splits", exists=True, dir_okay=False)
+]
+TextColOpt = Annotated[str, typer.Option("--text-col", help="column holding the text")]
+LabelColOpt = Annotated[str, typer.Option("--label-col", help="column holding the category")]
+SplitOpt = Annotated[
+    str | None, typer.Option("--split", help="for a JSON of splits, e.g. train or val+oos_val")
+]
+
+
+def _progress(label: str) -> Progress:
+    from tqdm import tqdm
+
+    def wrap(items: Iterable[str]) -> Iterable[str]:
+        return tqdm(items, desc=label, unit="rows", leave=False)
+
+    return wrap
+
+
+@app.command()
+def train(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option("--out", help="directory to write the model to")],
+    text_col: TextColOpt = "text",
+    label_col: LabelColOpt = "category",
+    split: SplitOpt = None,
+    c: Annotated[float, typer.Option("--c", help="SVM regularisation (higher fits closer)")] = 0.5,
+    min_df: Annotated[int, typer.Option("--min-df", help="drop n-grams rarer than this")] = 1,
+) -> None:
+    """Train a model on labelled rows; rows labelled `unknown` or `oos` are never predicted."""
+    try:
+        dataset = load_dataset(data, text_col=text_col, label_col=label_col, split=split)
+    except DatasetError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--data") from exc
+    started = time.perf_counter()
+    model = train_model(
+        dataset.texts,
+        dataset.labels,
+        c=c,
+        min_df=min_df,
+        progress=_progress("features"),
+    )
+    model.save(out)
+    typer.echo(
+        f"trained {model.model_id} on {model.meta['train_rows']} rows, "
+        f"{len(model.labels)} categories, {model.vectoriser.size} features "
+        f"in {time.perf_counter() - started:.1f}s -> {out}"
+    )
+
+
+@app.command("eval")
+def evaluate_command(
+    data: DataOpt,
+    model: Annotated[Path, typer.Option("--model", help="a directory written by train")],
+    text_col: TextColOpt = "text",
+    label_col: LabelColOpt = "category",
+    split: SplitOpt = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", help="abstain below this confidence (default: settings)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Accuracy, macro-F1 and a per-class table; abstaining on `unknown` rows counts as right."""
+    try:
+        dataset = load_dataset(data, text_col=text_col, label_col=label_col, split=split)
+    except DatasetError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--data") from exc
+    try:
+        loaded = load_model(model)
+    except ModelError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--model") from exc
+    cutoff = ClassifierSettings().threshold if threshold is None else threshold
+    result = evaluate(loaded, dataset, threshold=cutoff)
+    if as_json:
+        typer.echo(json.dumps(result.as_dict()))
+    else:
+        typer.echo(_table(result))
+
+
+def _table(result: Evaluation) -> str:
+    width = max([len("class"), *(len(label) for label in result.per_class)])
+    lines = [
+        f"rows {result.rows}  threshold {result.threshold:.2f}",
+        f"accuracy {result.accuracy:.4f}  macro-F1 {result.macro_f1:.4f}",
+    ]
+    if result.in_scope_accuracy is not None and result.out_of_scope_recall is not None:
+        lines.append(
+            f"in-scope accuracy {result.in_scope_accuracy:.4f}  "
+            f"out-of-scope recall {result.out_of_scope_recall:.4f}"
+        )
+    lines.append(f"{'class':<{width}}  precision  recall      f1  support")
+    for label, s in result.per_class.items():
+        lines.append(
+            f"{label:<{width}}  {s.precision:9.4f}  {s.recall:6.4f}  {s.f1:6.4f}  {s.support:7d}"
+        )
+    return "\n".join(lines)

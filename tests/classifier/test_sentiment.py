@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import pytest
+
+from omniroute.classifier.sentiment import SentimentAnalysis, analyse
+from omniroute.classifier.text import fold, words
+from omniroute.shared.events import Sentiment
+
+
+def feel(text: str) -> SentimentAnalysis:
+    return analyse(text, words(fold(text)))
+
+
+class TestPolarity:
+    @pytest.mark.parametrize(
+        "text",
+        ["Muchas gracias, todo perfecto y muy rápido", "Thanks a lot, great service, love it"],
+    )
+    def test_positive(self, text: str) -> None:
+        assert feel(text).label is Sentiment.POSITIVE
+        assert feel(text).score > 0
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "El pedido ha llegado roto, es un desastre",
+            "The parcel arrived damaged, terrible experience",
+        ],
+    )
+    def test_negative(self, text: str) -> None:
+        assert feel(text).label is Sentiment.NEGATIVE
+        assert feel(text).score < 0
+
+    @pytest.mark.parametrize(
+        "text", ["¿A qué hora abre la tienda?", "What time does the store open?"]
+    )
+    def test_neutral(self, text: str) -> None:
+        assert feel(text).label is Sentiment.NEUTRAL
+
+
+class TestNegation:
+    @pytest.mark.parametrize(
+        "text", ["No estoy contento con el servicio", "I am not happy with the service"]
+    )
+    def test_negated_praise_is_negative(self, text: str) -> None:
+        assert feel(text).label is Sentiment.NEGATIVE
+
+    def test_negated_problem_is_not_negative(self) -> None:
+        assert feel("No es ningún problema, gracias").label is not Sentiment.NEGATIVE
+
+
+class TestAnger:
+    @pytest.mark.parametrize(
+        "text", ["Sois unos ladrones y unos inútiles", "You are useless idiots"]
+    )
+    def test_insults_are_abusive(self, text: str) -> None:
+        result = feel(text)
+        assert result.abusive
+        assert result.anger >= 0.5
+        assert "insult" in result.cues
+
+    @pytest.mark.parametrize("text", ["Os voy a denunciar, ya veréis", "I'll sue you for this"])
+    def test_threats_are_abusive(self, text: str) -> None:
+        assert feel(text).abusive
+        assert "threat" in feel(text).cues
+
+    def test_all_caps_raises_anger(self) -> None:
+        calm = feel("mi pedido no ha llegado")
+        shouting = feel("MI PEDIDO NO HA LLEGADO TODAVIA")
+        assert "all_caps" in shouting.cues
+        assert shouting.anger > calm.anger
+
+    def test_repeated_punctuation_raises_anger(self) -> None:
+        assert feel("where is my refund???!!!").anger > feel("where is my refund?").anger
+
+    def test_emojis(self) -> None:
+        assert feel("otra vez sin pedido 😡😡").anger > 0.4
+        assert feel("perfecto 😊👍").label is Sentiment.POSITIVE
+
+    def test_polite_messages_are_calm(self) -> None:
+        assert feel("Could you tell me when my order will arrive? Thanks").anger < 0.2
