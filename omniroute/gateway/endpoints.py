@@ -14,7 +14,7 @@ from typing import Any, cast
 import structlog
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from omniroute.gateway.channels import AdapterRegistry, ChannelAdapter, default_registry
 from omniroute.gateway.channels.base import RawDelivery, decode_json, validation_errors
@@ -165,7 +165,10 @@ def _add_channel_routes(router: APIRouter, adapter: ChannelAdapter) -> None:
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {media: {"schema": {}} for media in adapter.content_types},
+                "content": {
+                    media: {"schema": _body_schema(adapter.body_model, media)}
+                    for media in adapter.content_types
+                },
             }
         },
     )
@@ -243,10 +246,23 @@ def _receipts(receipts: list[Receipt]) -> dict[str, list[dict[str, str]]]:
     return {"contacts": [receipt.as_dict() for receipt in receipts]}
 
 
-def _json_body(model: type[Any]) -> dict[str, Any]:
-    """The request body for /docs; the route reads the raw body itself, so FastAPI cannot infer it.
+def _json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The body for /docs: the route reads the raw body itself, so FastAPI cannot infer it."""
+    return {"requestBody": {"required": True, "content": {JSON: {"schema": _inline_schema(model)}}}}
 
-    Nested models are inlined: "#/$defs/..." would resolve against the OpenAPI document.
+
+def _body_schema(model: type[BaseModel] | None, media_type: str) -> dict[str, Any]:
+    if model is not None:
+        return _inline_schema(model)
+    if media_type == JSON:
+        return {"type": "object"}
+    return {"type": "string", "format": "binary"}
+
+
+def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with nested models inlined.
+
+    "#/$defs/..." references would resolve against the OpenAPI document, not the schema.
     """
     schema = model.model_json_schema()
     definitions = schema.pop("$defs", {})
@@ -261,7 +277,8 @@ def _json_body(model: type[Any]) -> dict[str, Any]:
             return [inline(item) for item in node]
         return node
 
-    return {"requestBody": {"required": True, "content": {JSON: {"schema": inline(schema)}}}}
+    result: dict[str, Any] = inline(schema)
+    return result
 
 
 def _settings(request: Request) -> Settings:

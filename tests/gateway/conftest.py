@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from omniroute.gateway.channels.base import RawDelivery
@@ -70,6 +71,8 @@ def settings(monkeypatch: pytest.MonkeyPatch, shared_data: Path) -> Settings:
 
 @dataclass
 class Gateway:
+    app: FastAPI
+    bus: InProcessBus
     client: httpx.AsyncClient
     published: list[InboundContact] = field(default_factory=list)
     ingest_key: str = ""
@@ -99,7 +102,9 @@ async def gateway(settings: Settings, tmp_path: Path) -> AsyncIterator[Gateway]:
 
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        harness = Gateway(client=client, ingest_key=ingest_key, agent_key=agent_key)
+        harness = Gateway(
+            app=app, bus=bus, client=client, ingest_key=ingest_key, agent_key=agent_key
+        )
 
         async def collect(message: Message) -> None:
             harness.published.append(decode_event(InboundContact, message.value))

@@ -8,9 +8,13 @@ from pathlib import Path
 import pytest
 import structlog
 
+from omniroute.gateway.channels import default_registry
+from omniroute.gateway.channels.base import load_json
 from omniroute.gateway.channels.meta import signature_for
+from omniroute.gateway.endpoints import gateway_router
+from omniroute.shared import topics
 from omniroute.shared.errors import PROBLEM_JSON
-from omniroute.shared.events import contact_id_for, conversation_id_for
+from omniroute.shared.events import Channel, InboundContact, contact_id_for, conversation_id_for
 from tests.gateway.conftest import ADMIN_KEY, VERIFY_TOKEN, Gateway, meta_vector
 
 MESSENGER = "webhooks/facebook-messenger/botbuilder-dotnet"
@@ -261,12 +265,10 @@ class TestBodyLimit:
 
 class TestBusUnavailable:
     async def test_publisher_failure_is_503_with_retry_after(self, gateway: Gateway) -> None:
-        app = gateway.client._transport.app  # type: ignore[attr-defined]
-
         async def failing(message) -> None:
             raise RuntimeError("router down")
 
-        app.state.publisher._bus.subscribe("contacts.inbound", "broken", failing)
+        gateway.bus.subscribe(topics.CONTACTS_INBOUND, "broken", failing)
         response = await gateway.client.post("/v1/contacts", json=CONTACT, headers=gateway.auth())
         assert_problem(response, 503)
         assert "retry-after" in response.headers
@@ -488,3 +490,53 @@ class TestOpenApi:
         body = schema["paths"]["/v1/contacts"]["post"]["requestBody"]
         properties = body["content"]["application/json"]["schema"]["properties"]
         assert "external_id" in properties
+
+
+class _SmsAdapter:
+    """A channel added by a test, to show that one registration is all a new channel needs."""
+
+    name = "sms"
+    authentication = "api_key"
+    content_types = ("application/json",)
+    summary = "Ingest one SMS"
+    body_model = None
+
+    def verify(self, delivery, settings) -> None:
+        return None
+
+    def handshake(self, delivery, settings):
+        return None
+
+    def parse(self, delivery):
+        payload = load_json(delivery)
+        return [
+            InboundContact.build(
+                channel=Channel.SMS,
+                external_id=payload["sid"],
+                conversation_key=payload["from"],
+                text=payload["body"],
+            )
+        ]
+
+
+class TestRegistryRoutes:
+    async def test_a_registered_adapter_gets_its_route(self, gateway: Gateway) -> None:
+        registry = default_registry()
+        registry.register(_SmsAdapter())
+        gateway.app.include_router(gateway_router(registry), prefix="/extra")
+        response = await gateway.client.post(
+            "/extra/v1/channels/sms",
+            json={"sid": "SM1", "from": "+34600111222", "body": "hola"},
+            headers=gateway.auth(),
+        )
+        assert response.status_code == 202
+        assert response.json()["contact_id"] == str(contact_id_for("sms", "SM1"))
+        assert gateway.published[-1].channel == "sms"
+
+    async def test_channel_bodies_are_documented(self, gateway: Gateway) -> None:
+        schema = (await gateway.client.get("/openapi.json")).json()
+        chat = schema["paths"]["/v1/channels/chat"]["post"]["requestBody"]["content"]
+        assert "session_id" in chat["application/json"]["schema"]["properties"]
+        email = schema["paths"]["/v1/channels/email"]["post"]["requestBody"]["content"]
+        assert email["message/rfc822"]["schema"]["format"] == "binary"
+        assert "$ref" not in json.dumps(chat)

@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import phonenumbers
 from fastapi import Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from omniroute.shared.errors import BadRequest, Unprocessable
 from omniroute.shared.events import InboundContact
@@ -68,6 +68,11 @@ class ChannelAdapter(Protocol):
     @property
     def summary(self) -> str:
         """One line for the API docs."""
+        ...
+
+    @property
+    def body_model(self) -> type[BaseModel] | None:
+        """The request body documented in /docs; None for a provider's or a raw format."""
         ...
 
     def verify(self, delivery: RawDelivery, settings: Settings) -> None:

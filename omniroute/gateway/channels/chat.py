@@ -83,6 +83,7 @@ class ChatAdapter:
     authentication: Authentication = "api_key"
     content_types = ("application/json",)
     summary = "Ingest one live-chat message"
+    body_model: type[BaseModel] | None = ChatMessage
 
     def verify(self, delivery: RawDelivery, settings: Settings) -> None:
         return None

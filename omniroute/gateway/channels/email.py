@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from fastapi import Response
 from inscriptis import get_text
+from pydantic import BaseModel
 
 from omniroute.gateway.channels.base import (
     Authentication,
@@ -151,6 +152,7 @@ class EmailAdapter:
     authentication: Authentication = "api_key"
     content_types = ("message/rfc822",)
     summary = "Ingest one raw e-mail (RFC 822)"
+    body_model: type[BaseModel] | None = None
 
     def verify(self, delivery: RawDelivery, settings: Settings) -> None:
         return None

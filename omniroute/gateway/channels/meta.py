@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from fastapi import Response
 from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
 
 from omniroute.gateway.channels.base import (
     Authentication,
@@ -74,6 +75,7 @@ class MetaAdapter:
     authentication: Authentication = "signature"
     content_types = ("application/json",)
     summary = "Meta webhook: Messenger, Instagram and WhatsApp Cloud API"
+    body_model: type[BaseModel] | None = None
 
     def verify(self, delivery: RawDelivery, settings: Settings) -> None:
         secret = settings.gateway.meta_app_secret

@@ -123,6 +123,7 @@ class PhoneAdapter:
     authentication: Authentication = "api_key"
     content_types = ("application/json",)
     summary = "Ingest a call transcript (generic or Amazon Connect Contact Lens)"
+    body_model: type[BaseModel] | None = CallTranscript
 
     def verify(self, delivery: RawDelivery, settings: Settings) -> None:
         return None
