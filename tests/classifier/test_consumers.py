@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from omniroute.classifier.consumers import RecentConversations, make_classify_handler
+from omniroute.classifier.pipeline import Classifier
+from omniroute.shared import metrics, topics
+from omniroute.shared.events import Channel, ClassifiedContact
+from omniroute.shared.transport.base import BusUnavailable, Message, decode_event, encode_event
+from omniroute.shared.transport.inprocess import InProcessBus
+from tests.classifier.conftest import contact
+
+
+def _total(metric: Any, suffix: str = "_total") -> float:
+    return sum(
+        sample.value
+        for family in metric.collect()
+        for sample in family.samples
+        if sample.name.endswith(suffix)
+    )
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def __call__(self, message: Message) -> None:
+        self.messages.append(message)
+
+    def events(self) -> list[ClassifiedContact]:
+        return [decode_event(ClassifiedContact, m.value) for m in self.messages]
+
+
+@pytest.fixture
+def wired(classifier: Classifier) -> tuple[InProcessBus, Collector]:
+    bus = InProcessBus(attempts=1, backoff_seconds=0)
+    collected = Collector()
+    bus.subscribe(topics.CONTACTS_INBOUND, "classifier", make_classify_handler(classifier, bus))
+    bus.subscribe(topics.CONTACTS_CLASSIFIED, "router", collected)
+    return bus, collected
+
+
+class TestHandler:
+    async def test_publishes_the_classified_contact_keyed_by_conversation(
+        self, wired: tuple[InProcessBus, Collector]
+    ) -> None:
+        bus, collected = wired
+        inbound = contact("Mi tarjeta 4111 1111 1111 1111 no funciona para pagar")
+        before = (_total(metrics.CONTACTS_CLASSIFIED), _total(metrics.CLASSIFY_LATENCY, "_count"))
+        await bus.publish(
+            topics.CONTACTS_INBOUND, str(inbound.conversation_id), encode_event(inbound)
+        )
+        [message] = collected.messages
+        assert message.key == str(inbound.conversation_id)
+        [event] = collected.events()
+        assert event.contact.contact_id == inbound.contact_id
+        assert "4111" not in message.value.decode()
+        after = (_total(metrics.CONTACTS_CLASSIFIED), _total(metrics.CLASSIFY_LATENCY, "_count"))
+        assert after == (before[0] + 1, before[1] + 1)
+
+    async def test_second_contact_on_a_conversation_is_repeated(
+        self, wired: tuple[InProcessBus, Collector]
+    ) -> None:
+        bus, collected = wired
+        first = contact("¿Dónde está mi pedido?", channel=Channel.CHAT, conversation_key="c-1")
+        second = contact("¿¿Hola??", channel=Channel.CHAT, conversation_key="c-1")
+        for inbound in (first, second, first):
+            await bus.publish(
+                topics.CONTACTS_INBOUND, str(inbound.conversation_id), encode_event(inbound)
+            )
+        repeated = [e.urgency.repeated_contact for e in collected.events()]
+        # The redelivery of the first contact still has a sibling, so it is repeated too.
+        assert repeated == [False, True, True]
+
+    async def test_undecodable_contact_raises_for_the_dead_letter_path(
+        self, wired: tuple[InProcessBus, Collector]
+    ) -> None:
+        bus, collected = wired
+        with pytest.raises(BusUnavailable):
+            await bus.publish(topics.CONTACTS_INBOUND, "k", b'{"not": "a contact"}')
+        assert collected.messages == []
+
+
+class TestRecentConversations:
+    def test_is_bounded(self) -> None:
+        import uuid
+
+        recent = RecentConversations(capacity=2)
+        ids = [uuid.uuid4() for _ in range(3)]
+        for conversation in ids:
+            assert not recent.observe(conversation, uuid.uuid4())
+        # The oldest was evicted, so it looks new again.
+        assert not recent.observe(ids[0], uuid.uuid4())
+        assert recent.observe(ids[2], uuid.uuid4())

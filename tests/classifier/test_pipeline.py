@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from omniroute.classifier.pipeline import Classifier
+from omniroute.shared.events import Channel, PriorityLevel, Sentiment, TranscriptTurn, Visibility
+from tests.classifier.conftest import WEDNESDAY_10_MADRID, contact
+
+
+class TestCategory:
+    @pytest.mark.parametrize(
+        ("text", "category"),
+        [
+            ("Hola, mi pedido no ha llegado y el seguimiento no se mueve", "delivery"),
+            ("My parcel still hasn't arrived, the tracking is stuck", "delivery"),
+            ("Me habéis cobrado dos veces la factura de marzo", "billing"),
+            ("You charged me twice on this month's invoice", "billing"),
+            ("Quiero devolver las zapatillas y que me reembolséis", "returns_refunds"),
+            ("I want to return the shoes and get a refund", "returns_refunds"),
+            ("No puedo iniciar sesión, me dice que la contraseña es incorrecta", "account"),
+            ("The app crashes every time I open it", "technical"),
+            ("Quiero darme de baja y cancelar mi suscripción", "cancellation"),
+            ("Muchas gracias, el servicio ha sido excelente, os recomiendo", "feedback"),
+        ],
+    )
+    def test_spanish_and_english(self, classifier: Classifier, text: str, category: str) -> None:
+        result = classifier.classify(contact(text))
+        assert result.category.category == category
+        assert 0.35 <= result.category.confidence <= 1.0
+
+    def test_subcategory(self, classifier: Classifier) -> None:
+        result = classifier.classify(contact("El paquete ha llegado roto"))
+        assert (result.category.category, result.category.subcategory) == ("delivery", "damaged")
+
+    def test_gibberish_goes_to_triage(self, classifier: Classifier) -> None:
+        result = classifier.classify(contact("asdf qwerty zxcv"))
+        assert result.category.category == "unknown"
+        assert result.required_skills[0] == "triage"
+
+
+class TestSignalsTogether:
+    def test_angry_public_tweet_is_p1_with_reasons(self, classifier: Classifier) -> None:
+        result = classifier.classify(
+            contact(
+                "@tienda SOIS UNOS LADRONES!!! me cobrasteis dos veces, os voy a denunciar 😡",
+                channel=Channel.X,
+                visibility=Visibility.PUBLIC,
+            )
+        )
+        assert result.sentiment.label is Sentiment.NEGATIVE
+        assert result.sentiment.abusive
+        assert result.urgency.public and result.urgency.legal_threat
+        assert result.priority.level is PriorityLevel.P1
+        signals = {reason.signal for reason in result.reasons}
+        assert {"public", "legal_threat", "anger"} <= signals
+        assert result.sla.policy.startswith("social_public.P1")
+
+    def test_polite_feedback_is_low_priority(self, classifier: Classifier) -> None:
+        result = classifier.classify(contact("Thanks a lot, great service!"))
+        assert result.priority.level is PriorityLevel.P4
+        assert result.sentiment.label is Sentiment.POSITIVE
+
+    def test_vip_raises_priority_and_shortens_the_sla(self, classifier: Classifier) -> None:
+        text = "Where is my order?"
+        normal = classifier.classify(contact(text, channel=Channel.CHAT))
+        vip = classifier.classify(contact(text, channel=Channel.CHAT, tier="VIP"))
+        assert vip.urgency.vip and not normal.urgency.vip
+        assert vip.priority.score > normal.priority.score
+        assert vip.sla.first_response_due < normal.sla.first_response_due
+
+    def test_repeated_contact_is_an_urgency_signal(self, classifier: Classifier) -> None:
+        first = classifier.classify(contact("¿Y mi pedido?"))
+        again = classifier.classify(contact("¿Y mi pedido?"), repeated_contact=True)
+        assert again.urgency.repeated_contact
+        assert again.priority.score > first.priority.score
+
+
+class TestPersonalData:
+    def test_text_subject_and_transcript_are_redacted(self, classifier: Classifier) -> None:
+        result = classifier.classify(
+            contact(
+                "Pagad con la 4111-1111-1111-1111, cvv 123",
+                subject="Mi IBAN ES91 2100 0418 4502 0005 1332",
+                channel=Channel.PHONE,
+                transcript=[
+                    TranscriptTurn(speaker="customer", text="mi tarjeta es 4111 1111 1111 1111"),
+                    TranscriptTurn(speaker="agent", text="gracias"),
+                ],
+            )
+        )
+        dumped = result.model_dump_json()
+        assert "4111" not in dumped
+        assert " 123" not in result.contact.text
+        assert "ES91" not in dumped
+        assert set(result.pii_kinds) >= {"card_number", "cvv", "iban"}
+
+
+class TestStamps:
+    def test_language_skills_version_and_times(self, classifier: Classifier) -> None:
+        now = datetime(2025, 3, 12, 9, 0, 1, tzinfo=UTC)
+        result = classifier.classify(
+            contact("Hola, quiero cambiar la dirección de entrega"), now=now
+        )
+        assert result.language.code == "es"
+        assert result.required_skills == ["delivery", "lang:es"]
+        assert result.classified_at == now
+        assert result.classifier_version.startswith("omniroute-classifier/")
+        assert result.sla.first_response_due > WEDNESDAY_10_MADRID
+
+    def test_spam_is_flagged_and_not_ordinary_work(self, classifier: Classifier) -> None:
+        result = classifier.classify(
+            contact("You have won a prize! Click here http://bit.ly/win to claim")
+        )
+        assert result.spam
+        assert result.required_skills[0] == "spam_review"
+        assert result.priority.level is PriorityLevel.P4
+
+    def test_empty_text(self, classifier: Classifier) -> None:
+        result = classifier.classify(contact(""))
+        assert result.category.category == "unknown"
+        assert result.language.code == "und"
