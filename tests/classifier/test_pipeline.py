@@ -51,7 +51,8 @@ class TestSignalsTogether:
         )
         assert result.sentiment.label is Sentiment.NEGATIVE
         assert result.sentiment.abusive
-        assert result.urgency.public and result.urgency.legal_threat
+        assert result.urgency.public
+        assert result.urgency.legal_threat
         assert result.priority.level is PriorityLevel.P1
         signals = {reason.signal for reason in result.reasons}
         assert {"public", "legal_threat", "anger"} <= signals
@@ -66,7 +67,8 @@ class TestSignalsTogether:
         text = "Where is my order?"
         normal = classifier.classify(contact(text, channel=Channel.CHAT))
         vip = classifier.classify(contact(text, channel=Channel.CHAT, tier="VIP"))
-        assert vip.urgency.vip and not normal.urgency.vip
+        assert vip.urgency.vip
+        assert not normal.urgency.vip
         assert vip.priority.score > normal.priority.score
         assert vip.sla.first_response_due < normal.sla.first_response_due
 
