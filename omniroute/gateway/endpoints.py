@@ -15,6 +15,7 @@ import structlog
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from omniroute.gateway.channels import AdapterRegistry, ChannelAdapter, default_registry
 from omniroute.gateway.channels.base import RawDelivery, decode_json, validation_errors
@@ -41,6 +42,7 @@ from omniroute.shared.settings import Settings
 log = structlog.get_logger(__name__)
 
 JSON = "application/json"
+INLINE_PARSE_BYTES = 64 * 1024
 
 
 def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -141,7 +143,7 @@ def _add_channel_routes(router: APIRouter, adapter: ChannelAdapter) -> None:
         delivery = await _delivery(request, settings)
         adapter.verify(delivery, settings)
         _require_media_type(request, adapter.content_types)
-        contacts = _parse(adapter, delivery)
+        contacts = await _parse(adapter, delivery)
         receipts = await _publisher(request).publish(contacts)
         if not signed and len(receipts) == 1:
             return JSONResponse(receipts[0].as_dict(), status_code=success)
@@ -197,9 +199,12 @@ def _handshake_endpoint(adapter: ChannelAdapter) -> Callable[[Request], Awaitabl
     return handshake
 
 
-def _parse(adapter: ChannelAdapter, delivery: RawDelivery) -> list[InboundContact]:
+async def _parse(adapter: ChannelAdapter, delivery: RawDelivery) -> list[InboundContact]:
     """The adapter's contacts; an adapter bug on hostile input is a 422, never a 500."""
     try:
+        if len(delivery.body) > INLINE_PARSE_BYTES:
+            # A large MIME message takes long enough to stall every other request on the loop.
+            return await run_in_threadpool(adapter.parse, delivery)
         return adapter.parse(delivery)
     except AppError:
         raise

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from omniroute.gateway.channels import default_registry
+from omniroute.gateway.channels import AdapterRegistry, default_registry
 from omniroute.gateway.channels.base import load_json
 from omniroute.gateway.channels.meta import signature_for
 from omniroute.gateway.endpoints import gateway_router
@@ -519,6 +519,13 @@ class _SmsAdapter:
         ]
 
 
+class _BrokenAdapter(_SmsAdapter):
+    name = "broken"
+
+    def parse(self, delivery):
+        raise KeyError("an adapter bug")
+
+
 class TestRegistryRoutes:
     async def test_a_registered_adapter_gets_its_route(self, gateway: Gateway) -> None:
         registry = default_registry()
@@ -540,3 +547,11 @@ class TestRegistryRoutes:
         email = schema["paths"]["/v1/channels/email"]["post"]["requestBody"]["content"]
         assert email["message/rfc822"]["schema"]["format"] == "binary"
         assert "$ref" not in json.dumps(chat)
+
+    async def test_an_adapter_bug_is_422_not_500(self, gateway: Gateway) -> None:
+        registry = AdapterRegistry([_BrokenAdapter()])
+        gateway.app.include_router(gateway_router(registry), prefix="/extra")
+        response = await gateway.client.post(
+            "/extra/v1/channels/broken", json={"sid": "x"}, headers=gateway.auth()
+        )
+        assert_problem(response, 422)

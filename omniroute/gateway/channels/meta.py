@@ -126,7 +126,7 @@ class MetaAdapter:
         else:
             contacts = list(_messaging(channel, entries, delivery, ignored))
         if ignored:
-            log.info("gateway.meta.events_ignored", object=kind, **dict(ignored))
+            log.debug("gateway.meta.events_ignored", object=kind, **dict(ignored))
         return contacts
 
 
