@@ -48,8 +48,10 @@ class OfferNotifier:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters[agent_id].add(waiter)
         try:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter, seconds)
+                async with asyncio.timeout(seconds):
+                    await waiter
         finally:
             waiters = self._waiters.get(agent_id)
             if waiters is not None:
@@ -139,7 +141,8 @@ class RouterRuntime:
         interval = self.settings.dispatch_interval_seconds
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self._kick.wait()
             self._kick.clear()
             try:
                 await self.dispatch_once()

@@ -1,0 +1,344 @@
+"""End to end through the HTTP API of the embedded app: every channel becomes a classified
+conversation, offered to the right agent, accepted and completed."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+
+import pytest
+
+from tests.e2e.conftest import ALL_SKILLS, META_SECRET, META_VERIFY, Embedded
+
+EMAIL = (
+    "From: =?utf-8?q?Luc=C3=ADa_P=C3=A9rez?= <Lucia.Perez@Example.es>\r\n"
+    "To: soporte@omniroute.test\r\n"
+    "Subject: =?utf-8?q?Factura_duplicada_-_cobro_dos_veces?=\r\n"
+    "Message-ID: <factura-1@example.es>\r\n"
+    "Date: Mon, 23 Nov 2026 09:15:00 +0100\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "Content-Transfer-Encoding: 8bit\r\n"
+    "\r\n"
+    "Buenos días, me han cobrado la factura de noviembre dos veces en la tarjeta. "
+    "¿Pueden devolverme el importe duplicado?\r\nGracias, Lucía\r\n"
+).encode()
+
+
+def whatsapp_payload(message_id: str, text: str) -> bytes:
+    return json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": "102290129340398",
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {
+                                    "display_phone_number": "15550783881",
+                                    "phone_number_id": "106540352242922",
+                                },
+                                "contacts": [{"profile": {"name": "Ana"}, "wa_id": "34600111222"}],
+                                "messages": [
+                                    {
+                                        "from": "34600111222",
+                                        "id": message_id,
+                                        "timestamp": str(int(time.time())),
+                                        "type": "text",
+                                        "text": {"body": text},
+                                    }
+                                ],
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+    ).encode()
+
+
+def meta_signature(body: bytes) -> str:
+    return "sha256=" + hmac.new(META_SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+async def handle_one(
+    app: Embedded, agent_id: str, headers: dict[str, str], conversation_id: str
+) -> dict[str, object]:
+    """The agent desktop's loop: long-poll, accept, read, complete."""
+    offers = await app.offers(agent_id, headers)
+    assert [offer["conversation_id"] for offer in offers] == [conversation_id]
+    accepted = await app.client.post(f"/v1/offers/{offers[0]['id']}/accept", headers=headers)
+    assert accepted.status_code == 200, accepted.text
+    conversation = (
+        await app.client.get(f"/v1/conversations/{conversation_id}", headers=headers)
+    ).json()
+    assert conversation["status"] == "assigned"
+    assert conversation["agent_id"] == agent_id
+    done = await app.client.post(f"/v1/conversations/{conversation_id}/complete", headers=headers)
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "completed"
+    return dict(conversation)
+
+
+class TestEveryChannelEndToEnd:
+    async def test_email_to_the_billing_agent(self, embedded: Embedded) -> None:
+        general = await embedded.create_agent("Gen", {"general": 3})
+        billing = await embedded.create_agent("Bill", {"billing": 4, "lang:es": 5})
+        ingest = await embedded.key("ingest")
+        response = await embedded.client.post(
+            "/v1/channels/email",
+            content=EMAIL,
+            headers={**ingest, "Content-Type": "message/rfc822"},
+        )
+        assert response.status_code == 202, response.text
+        receipt = response.json()
+        agent_headers = await embedded.key("agent", billing)
+        conversation = await handle_one(
+            embedded, billing, agent_headers, receipt["conversation_id"]
+        )
+        assert conversation["channel"] == "email"
+        assert conversation["language"] == "es"
+        assert conversation["category"] == "billing"
+        assert conversation["queue"] == "billing"
+        assert conversation["first_response_due"]
+        [message] = conversation["messages"]  # type: ignore[misc]
+        assert "cobrado" in message["text"]
+        types = [event["type"] for event in conversation["events"]]  # type: ignore[attr-defined]
+        assert types[:2] == ["contact.received", "contact.classified"]
+        assert "offer.accepted" in types
+        assert await embedded.offers(general, await embedded.key("agent", general), wait=0) == []
+
+    async def test_chat_message_and_its_follow_up(self, embedded: Embedded) -> None:
+        agent = await embedded.create_agent("Gen", {s: 3 for s in ALL_SKILLS})
+        ingest = await embedded.key("ingest")
+        first = await embedded.client.post(
+            "/v1/channels/chat",
+            json={
+                "session_id": "sess-42",
+                "visitor": {"id": "v-1", "name": "Tom", "email": "tom@example.com"},
+                "text": "Hi, where is my order? It has not arrived yet.",
+                "message_id": "m-1",
+            },
+            headers=ingest,
+        )
+        assert first.status_code == 202, first.text
+        conversation_id = first.json()["conversation_id"]
+        headers = await embedded.key("agent", agent)
+        [offer] = await embedded.offers(agent, headers)
+        await embedded.client.post(f"/v1/offers/{offer['id']}/accept", headers=headers)
+
+        follow_up = await embedded.client.post(
+            "/v1/channels/chat",
+            json={
+                "session_id": "sess-42",
+                "visitor": {"id": "v-1", "name": "Tom"},
+                "text": "Order number is 12345",
+                "message_id": "m-2",
+            },
+            headers=ingest,
+        )
+        assert follow_up.json()["conversation_id"] == conversation_id
+        conversation = (
+            await embedded.client.get(f"/v1/conversations/{conversation_id}", headers=headers)
+        ).json()
+        assert conversation["message_count"] == 2
+        assert conversation["status"] == "assigned"
+        assert conversation["language"] == "en"
+        # The follow-up went to its agent; it created no new work.
+        assert await embedded.offers(agent, headers, wait=0.5) == []
+
+    async def test_whatsapp_through_the_meta_webhook(self, embedded: Embedded) -> None:
+        agent = await embedded.create_agent("Gen", {s: 3 for s in ALL_SKILLS})
+        challenge = await embedded.client.get(
+            "/v1/channels/meta",
+            params={
+                "hub.mode": "subscribe",
+                "hub.verify_token": META_VERIFY,
+                "hub.challenge": "42",
+            },
+        )
+        assert challenge.status_code == 200
+        assert challenge.text == "42"
+        body = whatsapp_payload("wamid.TEST1", "Hola, no puedo entrar en mi cuenta")
+        response = await embedded.client.post(
+            "/v1/channels/meta",
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-Hub-Signature-256": meta_signature(body),
+            },
+        )
+        assert response.status_code == 200, response.text
+        [receipt] = response.json()["contacts"]
+        conversation = await handle_one(
+            embedded, agent, await embedded.key("agent", agent), receipt["conversation_id"]
+        )
+        assert conversation["channel"] == "whatsapp"
+
+        tampered = body.replace(b"cuenta", b"cuentas")
+        refused = await embedded.client.post(
+            "/v1/channels/meta",
+            content=tampered,
+            headers={
+                "Content-Type": "application/json",
+                "X-Hub-Signature-256": meta_signature(body),
+            },
+        )
+        assert refused.status_code == 401
+        assert refused.headers["content-type"].startswith("application/problem+json")
+
+    async def test_phone_transcript(self, embedded: Embedded) -> None:
+        agent = await embedded.create_agent("Gen", {s: 3 for s in ALL_SKILLS})
+        ingest = await embedded.key("ingest")
+        response = await embedded.client.post(
+            "/v1/channels/phone",
+            json={
+                "call_id": "call-7",
+                "caller_number": "+34600111333",
+                "turns": [
+                    {"speaker": "agent", "text": "Gracias por llamar, ¿en qué puedo ayudarle?"},
+                    {"speaker": "customer", "text": "Quiero saber cuándo llega mi pedido."},
+                ],
+            },
+            headers=ingest,
+        )
+        assert response.status_code == 202, response.text
+        conversation = await handle_one(
+            embedded, agent, await embedded.key("agent", agent), response.json()["conversation_id"]
+        )
+        assert conversation["channel"] == "phone"
+        [message] = conversation["messages"]  # type: ignore[misc]
+        assert len(message["transcript"]) == 2
+
+    async def test_a_retried_post_returns_the_same_ids(self, embedded: Embedded) -> None:
+        ingest = await embedded.key("ingest")
+        payload = {
+            "channel": "sms",
+            "external_id": "SM123",
+            "customer": {"phone": "+34600999888"},
+            "text": "Necesito una factura",
+        }
+        first = await embedded.client.post("/v1/contacts", json=payload, headers=ingest)
+        second = await embedded.client.post("/v1/contacts", json=payload, headers=ingest)
+        assert first.status_code == second.status_code == 202
+        assert first.json() == second.json()
+        conversation = (
+            await embedded.client.get(
+                f"/v1/conversations/{first.json()['conversation_id']}", headers=embedded.admin
+            )
+        ).json()
+        assert conversation["message_count"] == 1
+
+
+class TestOfferExpiry:
+    @pytest.fixture
+    def offer_timeout(self) -> float:
+        return 1.0
+
+    async def test_an_unaccepted_offer_goes_back_and_to_another_agent(
+        self, embedded: Embedded
+    ) -> None:
+        slow = await embedded.create_agent("Slow", {"general": 3})
+        ingest = await embedded.key("ingest")
+        receipt = (
+            await embedded.client.post(
+                "/v1/contacts",
+                json={"channel": "chat", "external_id": "x-1", "text": "hello, a question"},
+                headers=ingest,
+            )
+        ).json()
+        slow_headers = await embedded.key("agent", slow)
+        [offer] = await embedded.offers(slow, slow_headers)
+        prompt = await embedded.create_agent("Prompt", {"general": 3}, status="away")
+        await embedded.client.patch(
+            f"/v1/agents/{prompt}", json={"status": "available"}, headers=embedded.admin
+        )
+        prompt_headers = await embedded.key("agent", prompt)
+        [second] = await embedded.offers(prompt, prompt_headers, wait=15)
+        assert second["conversation_id"] == receipt["conversation_id"]
+        late = await embedded.client.post(f"/v1/offers/{offer['id']}/accept", headers=slow_headers)
+        assert late.status_code == 409
+        conversation = (
+            await embedded.client.get(
+                f"/v1/conversations/{receipt['conversation_id']}", headers=embedded.admin
+            )
+        ).json()
+        assert "offer.expired" in [event["type"] for event in conversation["events"]]
+
+
+class TestAuthorization:
+    async def test_an_agent_sees_nothing_of_another_agent(self, embedded: Embedded) -> None:
+        everything = {s: 3 for s in ALL_SKILLS}
+        owner = await embedded.create_agent("Owner", everything)
+        other = await embedded.create_agent("Other", everything, status="away")
+        ingest = await embedded.key("ingest")
+        receipt = (
+            await embedded.client.post(
+                "/v1/contacts",
+                json={"channel": "chat", "external_id": "auth-1", "text": "hello"},
+                headers=ingest,
+            )
+        ).json()
+        owner_headers = await embedded.key("agent", owner)
+        other_headers = await embedded.key("agent", other)
+        [offer] = await embedded.offers(owner, owner_headers)
+
+        assert (
+            await embedded.client.get(f"/v1/agents/{owner}/offers", headers=other_headers)
+        ).status_code == 404
+        assert (
+            await embedded.client.post(f"/v1/offers/{offer['id']}/accept", headers=other_headers)
+        ).status_code == 404
+        assert (
+            await embedded.client.get(
+                f"/v1/conversations/{receipt['conversation_id']}", headers=other_headers
+            )
+        ).status_code == 404
+        # The rightful agent can.
+        assert (
+            await embedded.client.get(
+                f"/v1/conversations/{receipt['conversation_id']}", headers=owner_headers
+            )
+        ).status_code == 200
+        assert (
+            await embedded.client.post(f"/v1/offers/{offer['id']}/accept", headers=owner_headers)
+        ).status_code == 200
+
+    async def test_roles_are_enforced(self, embedded: Embedded) -> None:
+        ingest = await embedded.key("ingest")
+        assert (await embedded.client.get("/v1/queues", headers=ingest)).status_code == 403
+        assert (await embedded.client.get("/v1/queues")).status_code == 401
+        bogus = {"Authorization": f"Bearer omr_{uuid.uuid4().hex}"}
+        response = await embedded.client.get("/v1/queues", headers=bogus)
+        assert response.status_code == 401
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+    async def test_queue_stats(self, embedded: Embedded) -> None:
+        ingest = await embedded.key("ingest")
+        receipt = (
+            await embedded.client.post(
+                "/v1/contacts",
+                json={"channel": "chat", "external_id": "q-1", "text": "where is my parcel?"},
+                headers=ingest,
+            )
+        ).json()
+        conversation = (
+            await embedded.client.get(
+                f"/v1/conversations/{receipt['conversation_id']}", headers=embedded.admin
+            )
+        ).json()
+        stats = (
+            await embedded.client.get(
+                f"/v1/queues/{conversation['queue_id']}/stats", headers=embedded.admin
+            )
+        ).json()
+        assert stats["name"] == conversation["queue"]
+        assert stats["waiting"] == 1
+        assert stats["agents_available"] == 0
+        assert stats["longest_wait_seconds"] >= 0
