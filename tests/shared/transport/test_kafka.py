@@ -141,23 +141,51 @@ class TestRoundTrip:
 class TestAtLeastOnce:
     async def test_message_not_committed_is_delivered_again_after_restart(self, tansu, kafka_names):
         topic, group = kafka_names.topic(), kafka_names.group()
-        seen = asyncio.Event()
+        stuck = asyncio.Event()
+        handled: list[bytes] = []
 
-        async def never_finishes(message: Message) -> None:
-            seen.set()
-            await asyncio.Event().wait()  # a crash in the middle of the handler
+        async def stuck_on_second(message: Message) -> None:
+            if message.value == b"unfinished":
+                stuck.set()
+                await asyncio.Event().wait()  # a crash in the middle of the handler
+            handled.append(message.value)
 
         first = make_bus(tansu, topic, stop_grace_seconds=0.5)
-        first.subscribe(topic, group, never_finishes)
+        first.subscribe(topic, group, stuck_on_second)
         async with running(first):
-            await first.publish(topic, "conv-1", b"unfinished")
-            await asyncio.wait_for(seen.wait(), DEADLINE)
+            await first.publish_many(topic, [("conv-1", b"finished"), ("conv-1", b"unfinished")])
+            await asyncio.wait_for(stuck.wait(), DEADLINE)
+        assert handled == [b"finished"]
 
         recorder = Recorder()
         second = make_bus(tansu, topic)
         second.subscribe(topic, group, recorder)
         async with running(second):
             await eventually(lambda: b"unfinished" in recorder.values, "the redelivery")
+        assert recorder.values == [b"unfinished"]
+
+    async def test_offsets_are_committed_while_running(self, tansu, kafka_names):
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        topic, group = kafka_names.topic(), kafka_names.group()
+        recorder = Recorder()
+        bus = make_bus(tansu, topic)
+        bus.subscribe(topic, group, recorder)
+        # Reads the group's offsets without joining it.
+        observer = AIOKafkaConsumer(bootstrap_servers=tansu.bootstrap, group_id=group)
+        await observer.start()
+        try:
+            async with running(bus):
+                await bus.publish_many(topic, [("conv-1", b"a"), ("conv-1", b"b")])
+                await eventually(lambda: len(recorder.messages) == 2, "both messages")
+                last = recorder.messages[-1]
+                tp = TopicPartition(topic, last.partition)
+                end = time.monotonic() + DEADLINE
+                while await observer.committed(tp) != last.offset + 1:
+                    assert time.monotonic() < end, "the commit never happened"
+                    await asyncio.sleep(0.1)
+        finally:
+            await observer.stop()
 
     async def test_committed_message_does_not_come_back(self, tansu, kafka_names):
         topic, group = kafka_names.topic(), kafka_names.group()
