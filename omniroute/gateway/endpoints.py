@@ -99,8 +99,9 @@ def gateway_router(registry: AdapterRegistry | None = None) -> APIRouter:
         dependencies=[ingest_role],
         summary="Ingest a batch of contacts",
         description=(
-            'Up to `max_batch` (default 500) contacts as `{"contacts": [...]}`, all accepted or '
-            "none; receipts come back in the same order. Idempotent per `external_id`."
+            'Up to `max_batch` (default 500) contacts as `{"contacts": [...]}`, validated as a '
+            "whole: one invalid contact refuses the batch. Receipts come back in the same order. "
+            "Idempotent per `external_id`, so after a 503 the whole batch can be sent again."
         ),
         responses=_problems(400, 401, 403, 413, 415, 422, 503),
         openapi_extra=_json_body(ContactBatchIn),

@@ -169,6 +169,10 @@ def _messaging_event(
     if message.get("is_echo"):
         ignored["echo"] += 1
         return None
+    if message.get("is_deleted"):
+        # An Instagram "unsend": nothing left to answer.
+        ignored["deleted"] += 1
+        return None
     recipient_id = optional_str(recipient.get("id"))
     # The page writing to someone else is our own outbound message, even without is_echo.
     if not sender_id or (sender_id == owner_id and recipient_id not in (None, owner_id)):
