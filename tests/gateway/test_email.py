@@ -14,7 +14,7 @@ from omniroute.gateway.channels.email import (
     decode_bytes,
     parse_email,
 )
-from omniroute.shared.errors import BadRequest
+from omniroute.shared.errors import BadRequest, Unprocessable
 from omniroute.shared.events import Channel, contact_id_for
 from tests.gateway.conftest import delivery
 
@@ -342,3 +342,32 @@ class TestBounces:
     def test_read_receipt_is_flagged(self, shared_data: Path) -> None:
         raw = (shared_data / "email/flanker/disposition-notification.eml").read_bytes()
         assert parse_email(raw).metadata["auto_submitted"] == "read-receipt"
+
+
+class TestInboundParseForms:
+    FORM = "multipart/form-data; boundary=xYzZY"
+
+    def parse_form(self, shared_data: Path, name: str) -> list:
+        body = (shared_data / "webhooks/sendgrid-inbound-parse" / name).read_bytes()
+        return EmailAdapter().parse(delivery(body, self.FORM))
+
+    def test_sendgrid_raw_mode(self, shared_data: Path) -> None:
+        [contact] = self.parse_form(shared_data, "raw_data.txt")
+        assert contact.customer.email == "test@example.com"
+        assert contact.subject == "Inbound Parse Test Raw Data"
+        assert contact.text == "Hello Twilio SendGrid!"
+
+    def test_sendgrid_raw_mode_with_attachment(self, shared_data: Path) -> None:
+        [contact] = self.parse_form(shared_data, "raw_data_with_attachments.txt")
+        [attachment] = contact.attachments
+        assert attachment.filename == "SendGrid.jpg"
+        assert attachment.content_type == "image/jpeg"
+
+    def test_parsed_mode_is_refused(self, shared_data: Path) -> None:
+        with pytest.raises(Unprocessable):
+            self.parse_form(shared_data, "default_data.txt")
+
+    def test_wrong_boundary_is_a_bad_request(self, shared_data: Path) -> None:
+        body = (shared_data / "webhooks/sendgrid-inbound-parse/raw_data.txt").read_bytes()
+        with pytest.raises((BadRequest, Unprocessable)):
+            EmailAdapter().parse(delivery(body, "multipart/form-data; boundary=nope"))

@@ -415,6 +415,16 @@ class TestChannelRoutes:
         assert set(response.json()) == {"contact_id", "conversation_id"}
         assert gateway.published[0].channel == "email"
 
+    async def test_inbound_parse_form_is_accepted(self, gateway: Gateway, shared_data: Path):
+        body = (shared_data / "webhooks/sendgrid-inbound-parse/raw_data.txt").read_bytes()
+        response = await gateway.client.post(
+            "/v1/channels/email",
+            content=body,
+            headers={**gateway.auth(), "Content-Type": "multipart/form-data; boundary=xYzZY"},
+        )
+        assert response.status_code == 202
+        assert gateway.published[0].subject == "Inbound Parse Test Raw Data"
+
     async def test_chat_is_accepted(self, gateway: Gateway) -> None:
         message = {
             "session_id": "s-42",

@@ -33,7 +33,7 @@ from omniroute.gateway.channels.base import (
     short,
 )
 from omniroute.gateway.channels.replies import latest_reply
-from omniroute.shared.errors import BadRequest
+from omniroute.shared.errors import BadRequest, Unprocessable
 from omniroute.shared.events import (
     MAX_TEXT_CHARS,
     Attachment,
@@ -150,8 +150,8 @@ def parse_message(raw: bytes) -> tuple[EmailMessage, bool]:
 class EmailAdapter:
     name = "email"
     authentication: Authentication = "api_key"
-    content_types = ("message/rfc822",)
-    summary = "Ingest one raw e-mail (RFC 822)"
+    content_types = ("message/rfc822", "multipart/form-data")
+    summary = "Ingest one raw e-mail (RFC 822, or an inbound-parse form carrying it)"
     body_model: type[BaseModel] | None = None
 
     def verify(self, delivery: RawDelivery, settings: Settings) -> None:
@@ -161,7 +161,33 @@ class EmailAdapter:
         return None
 
     def parse(self, delivery: RawDelivery) -> list[InboundContact]:
-        return [parse_email(delivery.body, received_at=delivery.received_at)]
+        raw = delivery.body
+        if delivery.media_type == "multipart/form-data":
+            raw = raw_from_form(delivery.body, delivery.content_type)
+        return [parse_email(raw, received_at=delivery.received_at)]
+
+
+# Form fields that carry the full raw message: SendGrid Inbound Parse in raw mode, and Mailgun
+# routes forwarding to a URL ending in "mime". Their "parsed" modes drop headers we thread on.
+RAW_FORM_FIELDS = ("email", "body-mime")
+
+
+def raw_from_form(body: bytes, content_type: str) -> bytes:
+    """The raw message inside an inbound-parse multipart/form-data POST."""
+    # A form is a MIME multipart: the bounded mail parser reads it, given its Content-Type.
+    header = b"Content-Type: " + content_type.encode("ascii", "replace") + b"\r\n\r\n"
+    form, _ = parse_message(header + body)
+    if not form.is_multipart():
+        raise BadRequest("the form-data body has no parts (missing or wrong boundary?)")
+    for part in form.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str) and name in RAW_FORM_FIELDS:
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes) and payload.strip():
+                return payload
+    raise Unprocessable(
+        "the form has no raw message field ('email' or 'body-mime'): post the full raw MIME"
+    )
 
 
 def parse_email(raw: bytes, *, received_at: datetime | None = None) -> InboundContact:
