@@ -311,6 +311,36 @@ class TestInstagram:
         assert contact.external_id == "c1"
 
 
+class TestFacebookComments:
+    def feed(self, author_id: str, verb: str = "add") -> dict:
+        value = {
+            "item": "comment",
+            "verb": verb,
+            "comment_id": "post1_c1",
+            "post_id": "post1",
+            "message": "Your app charged me twice",
+            "from": {"id": author_id, "name": "Ana"},
+            "created_time": 1700000000,
+        }
+        return {
+            "object": "page",
+            "entry": [{"id": "PAGE", "changes": [{"field": "feed", "value": value}]}],
+        }
+
+    def test_customer_comment_is_a_public_contact(self) -> None:
+        [contact] = parse(self.feed("USER"))
+        assert contact.channel is Channel.MESSENGER
+        assert contact.visibility is Visibility.PUBLIC
+        assert contact.customer.name == "Ana"
+        assert contact.conversation_key == "post1:USER"
+
+    def test_our_own_comment_is_ignored(self) -> None:
+        assert parse(self.feed("PAGE")) == []
+
+    def test_removed_comment_is_ignored(self) -> None:
+        assert parse(self.feed("USER", verb="remove")) == []
+
+
 class TestMalformed:
     def test_unknown_object_is_unprocessable(self) -> None:
         with pytest.raises(Unprocessable):

@@ -1,4 +1,10 @@
-"""Channel adapters: one module per channel, registered in `default_registry`."""
+"""Channel adapters: one module per channel, registered in `default_registry`.
+
+Adding a channel: write `channels/<name>.py` with a class satisfying `ChannelAdapter` (its
+`parse` builds contacts with `InboundContact.build`, so ids derive from the provider's ids),
+add it to `default_registry`, and put its tests in tests/gateway/test_<name>.py. The routes
+`POST /v1/channels/<name>` (and `GET` for a signature channel's handshake) follow.
+"""
 
 from __future__ import annotations
 
