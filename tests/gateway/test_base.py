@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 
 from omniroute.gateway.channels import ChannelAdapter, default_registry
-from omniroute.gateway.channels.base import AdapterRegistry, bounded_identifier, e164
+from omniroute.gateway.channels.base import (
+    AdapterRegistry,
+    bounded_identifier,
+    decode_json,
+    e164,
+    from_epoch,
+    parse_iso,
+)
 from omniroute.gateway.channels.chat import ChatAdapter
+from omniroute.shared.errors import BadRequest
 
 
 class TestRegistry:
@@ -44,3 +52,29 @@ class TestHelpers:
     )
     def test_e164(self, number: str, international: bool, expected: str | None) -> None:
         assert e164(number, international=international) == expected
+
+
+class TestJson:
+    def test_bom_is_tolerated(self) -> None:
+        assert decode_json(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}
+
+    @pytest.mark.parametrize("body", [b"", b"   ", b"{", b"\xff\xfe{}", b"[" * 100_000])
+    def test_unparseable_is_a_bad_request(self, body: bytes) -> None:
+        with pytest.raises(BadRequest):
+            decode_json(body)
+
+
+class TestTimestamps:
+    def test_epoch_millis(self) -> None:
+        parsed = from_epoch(1700000000000, millis=True)
+        assert parsed is not None
+        assert parsed.year == 2023
+
+    @pytest.mark.parametrize("value", [None, "soon", 1e30, [], float("nan")])
+    def test_junk_is_none(self, value: object) -> None:
+        assert from_epoch(value) is None
+
+    def test_iso_with_z(self) -> None:
+        parsed = parse_iso("2022-10-27T03:31:50.735Z")
+        assert parsed is not None
+        assert parsed.utcoffset() is not None
