@@ -161,6 +161,7 @@ def up() -> None:
     from omniroute.shared.settings import Settings
 
     if any(STATE_DIR.glob("*.pid")):
+        print("a cluster seems to be running already; `make down` first", file=sys.stderr)
         raise SystemExit(1)
     group = ProcessGroup(STATE_DIR)
     broker = f"tcp://127.0.0.1:{KAFKA_PORT}"
@@ -185,22 +186,32 @@ def up() -> None:
         for url in urls.values():
             asyncio.run(wait_ready(url))
     except TimeoutError as exc:
+        print(f"{exc}; logs in {STATE_DIR}/", file=sys.stderr)
         group.stop_all()
         raise SystemExit(1) from exc
+    print(f"broker       {env['OMNIROUTE_BUS']}")
+    print(f"gateway      http://127.0.0.1:{GATEWAY_PORT}  (POST /v1/contacts, /v1/channels/...)")
+    print(f"router       http://127.0.0.1:{ROUTER_PORT}  (agents, offers, conversations, queues)")
+    print(f"classifiers  health and metrics on :{CLASSIFIER_PORTS[0]} and :{CLASSIFIER_PORTS[1]}")
+    print(f"admin API key: {key}")
+    print(f"logs: {STATE_DIR}/*.log   stop with: make down")
 
 
 def down() -> None:
     pids = sorted(STATE_DIR.glob("*.pid"), key=lambda p: p.stem == "tansu")
     if not pids:
+        print("no cluster is running")
         return
     for pid_file in pids:
         _terminate(int(pid_file.read_text()), timeout=15.0)
         pid_file.unlink(missing_ok=True)
+        print(f"stopped {pid_file.stem}")
 
 
 def main(argv: list[str]) -> None:
     commands = {"up": up, "down": down}
     if len(argv) != 1 or argv[0] not in commands:
+        print("usage: python -m omniroute.services.cluster up|down", file=sys.stderr)
         raise SystemExit(2)
     commands[argv[0]]()
 
