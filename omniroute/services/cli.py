@@ -11,6 +11,7 @@ import uvicorn
 
 from omniroute.services.bootstrap import admin_key, load_settings
 from omniroute.shared.auth import Role
+from omniroute.shared.errors import NotFound
 
 app = typer.Typer(help="Omnichannel contact routing.", no_args_is_help=True, add_completion=False)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -146,7 +147,10 @@ def create_key_command(
         finally:
             await engine.dispose()
 
-    typer.echo(asyncio.run(create()))
+    try:
+        typer.echo(asyncio.run(create()))
+    except NotFound as exc:
+        raise typer.BadParameter(f"no agent {agent_id}", param_hint="--agent-id") from exc
 
 
 @keys_app.command("admin")

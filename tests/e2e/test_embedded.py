@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import ALL_SKILLS, META_SECRET, META_VERIFY, Embedded
+from tests.fixtures.embedded import ALL_SKILLS, META_SECRET, META_VERIFY, Embedded
 
 EMAIL = (
     "From: =?utf-8?q?Luc=C3=ADa_P=C3=A9rez?= <Lucia.Perez@Example.es>\r\n"
