@@ -8,8 +8,10 @@ of microseconds rather than a Python loop over thousands of n-grams.
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +26,7 @@ _BASE = np.uint64(1_000_003)
 _MAX_CHARS = 2000
 # Per-n salts keep n-grams of different lengths (and words) apart in one hash space.
 _SALT = {n: np.uint64(0x9E3779B97F4A7C15 * (n + 1) % 2**64) for n in (*CHAR_NGRAMS, 10, 11, 12)}
+_WORD_CACHE_LIMIT = 200_000
 WORD_BLOCK = 0
 CHAR_BLOCK = 1
 
@@ -52,6 +55,11 @@ def _word_hashes(tokens: Sequence[str]) -> U64:
     unigrams = np.fromiter(
         (zlib.crc32(t.encode()) for t in tokens), dtype=np.uint64, count=len(tokens)
     )
+    return _ngrams(unigrams)
+
+
+def _ngrams(unigrams: U64) -> U64:
+    """Word unigram, bigram and trigram hashes from the words' CRC32s."""
     bigrams = unigrams[:-1] * _BASE + unigrams[1:]
     trigrams = bigrams[:-1] * _BASE + unigrams[2:]
     return np.concatenate((unigrams ^ _SALT[10], bigrams ^ _SALT[11], trigrams ^ _SALT[12]))
@@ -80,6 +88,7 @@ class Vectoriser:
         self.idf = idf[order].astype(np.float32)
         self.block = block[order]
         self.permutation = order
+        self._word_cache: dict[str, tuple[int, npt.NDArray[np.intp]]] = {}
 
     @property
     def size(self) -> int:
@@ -88,16 +97,56 @@ class Vectoriser:
     def _columns(self, hashes: U64) -> tuple[npt.NDArray[np.intp], F32]:
         if hashes.size == 0 or self.keys.size == 0:
             return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.float32)
-        unique, counts = np.unique(hashes, return_counts=True)
-        position = np.searchsorted(self.keys, unique)
+        columns, counts = np.unique(self._known(hashes), return_counts=True)
+        return columns, self._weigh(columns, counts)
+
+    def transform_text(self, text: str) -> tuple[npt.NDArray[np.intp], F32]:
+        """Same row as `transform_one(extract(text))`, reusing each word's character n-grams.
+
+        A word's n-grams do not depend on its neighbours, so their vocabulary columns are
+        cached per word: a message costs a dictionary lookup per word instead of hashing and
+        searching thousands of n-grams.
+        """
+        tokens = words(fold(text[:_MAX_CHARS]))
+        if not tokens:
+            return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.float32)
+        cache = self._word_cache
+        frequency = Counter(tokens)
+        parts, repeats = [], []
+        for token, seen in frequency.items():
+            entry = cache.get(token)
+            if entry is None:
+                if len(cache) >= _WORD_CACHE_LIMIT:
+                    cache.clear()
+                entry = cache[token] = (
+                    zlib.crc32(token.encode()),
+                    self._known(_char_hashes(token)),
+                )
+            parts.append(entry[1])
+            repeats.append(seen)
+        crcs = np.array([cache[token][0] for token in tokens], dtype=np.uint64)
+        word_cols, word_vals = self._columns(_ngrams(crcs))
+        lengths = np.fromiter((part.size for part in parts), dtype=np.intp, count=len(parts))
+        occurrences = np.repeat(np.asarray(repeats, dtype=np.intp), lengths)
+        char_cols, inverse = np.unique(np.concatenate(parts), return_inverse=True)
+        counts = np.bincount(inverse, weights=occurrences, minlength=char_cols.size)
+        char_vals = self._weigh(char_cols, counts)
+        return np.concatenate((word_cols, char_cols)), np.concatenate((word_vals, char_vals))
+
+    def _known(self, hashes: U64) -> npt.NDArray[np.intp]:
+        """Vocabulary columns of the hashes that are in the vocabulary, duplicates kept."""
+        if hashes.size == 0 or self.keys.size == 0:
+            return np.empty(0, dtype=np.intp)
+        position = np.searchsorted(self.keys, hashes)
         position[position >= self.keys.size] = 0
-        found = self.keys[position] == unique
-        columns = position[found]
-        values = (1.0 + np.log(counts[found])).astype(np.float32) * self.idf[columns]
+        return position[self.keys[position] == hashes]
+
+    def _weigh(self, columns: npt.NDArray[np.intp], counts: npt.NDArray[Any]) -> F32:
+        values = (1.0 + np.log(counts)).astype(np.float32) * self.idf[columns]
         norm = float(np.sqrt(np.dot(values, values)))
         if norm > 0:
             values /= norm
-        return columns, values
+        return values
 
     def transform_one(self, grams: Grams) -> tuple[npt.NDArray[np.intp], F32]:
         """Sparse row as (columns, values); each block is L2-normalised on its own."""

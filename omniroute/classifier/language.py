@@ -6,6 +6,7 @@ well-kept n-gram detector) decides the short and ambiguous texts where the count
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -76,13 +77,14 @@ class LanguageIdentifier:
         known = (known or "").lower()[:2] or None
         counts = dict.fromkeys(self.languages, 0.0)
         hits = 0
-        for token in tokens:
-            langs = _WORD_LANGS.get(token)
-            if langs:
-                hits += 1
-                for code in langs:
-                    if code in counts:
-                        counts[code] += 1.0 / len(langs)
+        frequency = Counter(tokens)
+        for token in frequency.keys() & _WORD_LANGS.keys():
+            langs = _WORD_LANGS[token]
+            seen = frequency[token]
+            hits += seen
+            for code in langs:
+                if code in counts:
+                    counts[code] += seen / len(langs)
         if hits >= _MIN_HITS:
             best = max(counts, key=counts.__getitem__)
             share = counts[best] / hits

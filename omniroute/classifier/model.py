@@ -46,7 +46,7 @@ class TextModel:
     meta: dict[str, Any]
 
     def decision(self, text: str) -> npt.NDArray[np.float32]:
-        columns, values = self.vectoriser.transform_one(extract(text))
+        columns, values = self.vectoriser.transform_text(text)
         if columns.size == 0:
             return self.bias.copy()
         return values @ self.weights[columns] + self.bias

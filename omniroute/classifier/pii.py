@@ -33,27 +33,34 @@ MASKS = {
     PHONE: "[PHONE]",
 }
 
-_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# Patterns open with a character class and check what precedes it with a lookbehind placed
+# after that first character, so the regex engine can skip ahead to candidate characters
+# instead of trying every position of a long e-mail.
+_EMAIL_LOCAL = re.compile(r"[\w.+-]+$")
+_EMAIL_DOMAIN = re.compile(r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # Upper case in groups of four, as IBANs are printed; the checksum decides.
 _IBAN = re.compile(
-    r"(?<![A-Za-z0-9])([A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?)"
+    r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?"
     r"(?![A-Za-z0-9])"
 )
-_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-# A 3-4 digit code after card-security words, or one sentence after card talk.
+_CARD = re.compile(r"\d(?<![\d-]\d)(?:[ -]?\d){12,18}(?![\d-])")
+# Cheap substring checks that gate the slower labelled-CVV pattern.
+_CVV_WORDS: tuple[str, ...] = ("cvv", "cvc", "csc", "cid ", "cid:", "digo de", "security code")
+_CVV_WORDS += ("verification code", "digits", "gitos", "de atr")
 _CVV_LABELLED = re.compile(
     r"(?i)\b(cvv2?|cvc2?|csc|cid|c[oó]digo\s+de\s+seguridad|security\s+code|"
     r"c[oó]digo\s+de\s+verificaci[oó]n|verification\s+code|n[uú]mero\s+de\s+atr[aá]s|"
     r"(?:3|three|tres)\s+(?:digits?|d[ií]gitos))\b([^\d\n]{0,20}?)(\d{3,4})\b"
 )
 # A lone code shortly after a masked card number or its expiry date ("caduca 04/27 ... 123").
-_BARE_CVV = re.compile(
-    r"(?i)(\[CARD\]|\b(?:caduca\w*|caducidad|expir\w*|exp|valid\w*)\b[^\n\d]{0,12}\d{2}\s*/\s*\d{2,4})"
-    r"([^\d\n]{1,30}?)(?<![\d/.,:-])(\d{3,4})(?![\d/.,:%-])"
+_EXPIRY = re.compile(
+    r"(?i)\b(?:caduca\w*|caducidad|expir\w*|exp|valid\w*)\b[^\n\d]{0,12}\d{2}\s*/\s*\d{2,4}"
 )
-_DNI = re.compile(r"(?<![A-Za-z0-9])(\d{8})[ -]?([A-Za-z])(?![A-Za-z0-9])")
-_NIE = re.compile(r"(?<![A-Za-z0-9])([XYZxyz])[ -]?(\d{7})[ -]?([A-Za-z])(?![A-Za-z0-9])")
-_PHONE = re.compile(r"(?<![\w+])(\+?\(?\d[\d ().-]{6,18}\d)(?![\w])")
+_CODE_AFTER = re.compile(r"[^\d\n]{1,30}?(?<![\d/.,:-])(\d{3,4})(?![\d/.,:%-])")
+_DNI = re.compile(r"(\d(?<![A-Za-z0-9]\d)\d{7})[ -]?([A-Za-z])(?![A-Za-z0-9])")
+_NIE = re.compile(r"([XYZxyz])(?<![A-Za-z0-9][XYZxyz])[ -]?(\d{7})[ -]?([A-Za-z])(?![A-Za-z0-9])")
+_PHONE = re.compile(r"([+(\d](?<![\w+][+(\d])[\d ().-]{6,18}\d)(?!\w)")
+_DIGIT = re.compile(r"\d")
 _DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
 
 
@@ -109,21 +116,23 @@ class PiiRedactor:
             return MASKS[kind] if kind in self.redact else original
 
         if "@" in text:
-            text = _EMAIL.sub(lambda m: found(EMAIL, m.group(0)), text)
-        if not any(ch.isdigit() for ch in text):
+            text = _emails(text, found)
+        if _DIGIT.search(text) is None:
             return PiiResult(text, kinds)
         # IBANs before cards: an IBAN's digits can look like a Luhn-valid card by chance.
         text = _IBAN.sub(
-            lambda m: found(IBAN, m.group(0)) if iban_valid(m.group(1)) else m.group(0), text
+            lambda m: found(IBAN, m.group(0)) if iban_valid(m.group(0)) else m.group(0), text
         )
         text = _CARD.sub(self._card(found), text)
-        text = _CVV_LABELLED.sub(
-            lambda m: f"{m.group(1)}{m.group(2)}{found(CVV, m.group(3))}", text
-        )
+        lowered = text.lower()
+        if any(word in lowered for word in _CVV_WORDS):
+            text = _CVV_LABELLED.sub(
+                lambda m: f"{m.group(1)}{m.group(2)}{found(CVV, m.group(3))}", text
+            )
         text = _PHONE.sub(
             lambda m: found(PHONE, m.group(0)) if _phone_like(m.group(1)) else m.group(0), text
         )
-        text = _BARE_CVV.sub(lambda m: f"{m.group(1)}{m.group(2)}{found(CVV, m.group(3))}", text)
+        text = _bare_cvvs(text, lowered, found)
         text = _NIE.sub(
             lambda m: found(NIE, m.group(0)) if nie_valid(*m.groups()) else m.group(0), text
         )
@@ -141,3 +150,39 @@ class PiiRedactor:
             return match.group(0)
 
         return card
+
+
+def _emails(text: str, found: Callable[[str, str], str]) -> str:
+    """Mask addresses found around each "@", rather than scanning every word for one."""
+    out: list[str] = []
+    last = 0
+    at = text.find("@")
+    while at != -1:
+        local = _EMAIL_LOCAL.search(text, max(last, at - 64), at)
+        domain = _EMAIL_DOMAIN.match(text, at)
+        if local is not None and domain is not None:
+            out.append(text[last : local.start()])
+            out.append(found(EMAIL, text[local.start() : domain.end()]))
+            last = domain.end()
+            at = text.find("@", last)
+        else:
+            at = text.find("@", at + 1)
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _bare_cvvs(text: str, lowered: str, found: Callable[[str, str], str]) -> str:
+    anchors: list[int] = []
+    at = text.find(CARD_MASK)
+    while at != -1:
+        anchors.append(at + len(CARD_MASK))
+        at = text.find(CARD_MASK, at + 1)
+    if any(word in lowered for word in ("cad", "exp", "valid")):
+        anchors.extend(match.end() for match in _EXPIRY.finditer(text))
+    spans = sorted(
+        {m.span(1) for a in anchors if (m := _CODE_AFTER.match(text, a)) is not None},
+        reverse=True,
+    )
+    for start, end in spans:
+        text = text[:start] + found(CVV, text[start:end]) + text[end:]
+    return text

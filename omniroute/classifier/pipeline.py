@@ -98,7 +98,6 @@ class Classifier:
         text = _customer_text(redacted)
         head = text[:_CLASSIFY_CHARS]
         tokens = words(fold(head))
-        joined = " ".join(tokens)
 
         language = self.languages.identify(head, tokens, contact.customer.language)
         reasons.append(
@@ -108,10 +107,10 @@ class Classifier:
                 weight=language.confidence,
             )
         )
-        category = self._categorise(head, joined, language.code, reasons)
+        category = self._categorise(head, tokens, language.code, reasons)
         feeling = sentiment_mod.analyse(head, tokens)
-        cues = urgency_mod.detect(joined)
-        verdict = spam_mod.detect(head, joined, customer_tokens=len(tokens))
+        cues = urgency_mod.detect(tokens)
+        verdict = spam_mod.detect(head, tokens)
         if verdict.spam:
             kind = "phishing" if verdict.phishing else "spam"
             reasons.append(Reason(signal="spam", detail=kind, weight=verdict.score))
@@ -190,9 +189,9 @@ class Classifier:
         return contact.model_copy(update=update), kinds
 
     def _categorise(
-        self, head: str, joined: str, language: str, reasons: list[Reason]
+        self, head: str, tokens: Sequence[str], language: str, reasons: list[Reason]
     ) -> CategoryResult:
-        hits = self.taxonomy.rule_hits(joined, language)
+        hits = self.taxonomy.rule_hits(tokens, language)
         total_hits = sum(hits.values())
         scores: dict[str, float] = {}
         if self.model is not None and head.strip():
@@ -229,7 +228,7 @@ class Classifier:
             )
             return CategoryResult(category=UNKNOWN, confidence=round(confidence, 4))
         category = self.taxonomy.categories.get(best)
-        sub = category.subcategory(joined, language) if category else None
+        sub = category.subcategory(tokens, language) if category else None
         reasons.append(Reason(signal="category", detail=best, weight=round(confidence, 4)))
         return CategoryResult(category=best, subcategory=sub, confidence=round(confidence, 4))
 

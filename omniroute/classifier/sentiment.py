@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from omniroute.classifier.text import phrase_pattern
+from omniroute.classifier.text import PhraseMatcher
 from omniroute.shared.events import Sentiment
 
 # Folded (lowercase, no accents) forms; prefixes end in "*".
@@ -113,6 +113,18 @@ _INTENSIFIERS = frozenset(
 _POS_WORDS = frozenset(w.replace("_", " ") for w in _POSITIVE.split())
 _NEG_WORDS = frozenset(_NEGATIVE.split())
 _INSULT_WORDS = frozenset(_INSULTS.split())
+_POSITIVE_WORD, _NEGATIVE_WORD, _INSULT, _INTENSIFIER, _NEGATOR = range(5)
+# One lookup per token; later kinds win, so a negator is never read as a negative word.
+_LEXICON: dict[str, int] = {}
+for _kind, _words in (
+    (_POSITIVE_WORD, _POS_WORDS),
+    (_NEGATIVE_WORD, _NEG_WORDS),
+    (_INSULT, _INSULT_WORDS),
+    (_INTENSIFIER, _INTENSIFIERS),
+    (_NEGATOR, _NEGATORS),
+):
+    _LEXICON.update(dict.fromkeys(_words, _kind))
+
 _NEGATIVE_PHRASES = (
     "no ha llegado",
     "no me ha llegado",
@@ -141,9 +153,11 @@ _NEGATIVE_PHRASES = (
     "waste of",
 )
 
-_ANGRY_EMOJI = frozenset("😡🤬😠👎💩😤🖕")
-_SAD_EMOJI = frozenset("😢😭😞😔☹🙁😩😫")
-_HAPPY_EMOJI = frozenset("😀😃😄😁😊🙂😍🥰👍🙏❤💯👏😉🎉")
+_PHRASES = PhraseMatcher({"threat": _THREATS, "negative": _NEGATIVE_PHRASES})
+_ANGRY_EMOJI = re.compile("[😡🤬😠👎💩😤🖕]")
+_SAD_EMOJI = re.compile("[😢😭😞😔☹🙁😩😫]")
+_HAPPY_EMOJI = re.compile("[😀😃😄😁😊🙂😍🥰👍🙏❤💯👏😉🎉]")
+_UPPER = re.compile(r"[A-ZÁÉÍÓÚÜÑÇ]")
 _REPEATED_PUNCT = re.compile(r"[!?¡¿]{2,}")
 _CAPS_WORD = re.compile(r"\b[A-ZÁÉÍÓÚÑ]{3,}\b")
 # Long texts are scored on their opening: where customers put what they feel.
@@ -164,45 +178,48 @@ def analyse(text: str, tokens: Sequence[str]) -> SentimentAnalysis:
     cues: list[str] = []
     pos = neg = 0.0
     insults = 0
-    negate_until = -1
-    boost = 1.0
+    negate_until = boosted = -1
+    lexicon = _LEXICON
     for index, token in enumerate(tokens):
-        if token in _NEGATORS:
+        kind = lexicon.get(token)
+        if kind is None:
+            continue
+        if kind == _NEGATOR:
             negate_until = index + 3
             continue
-        if token in _INTENSIFIERS:
-            boost = 1.5
+        if kind == _INTENSIFIER:
+            boosted = index + 1
             continue
-        weight = boost
-        boost = 1.0
-        if token in _INSULT_WORDS:
+        if kind == _INSULT:
             insults += 1
             neg += 1.5
             continue
-        polarity = 1 if token in _POS_WORDS else -1 if token in _NEG_WORDS else 0
-        if polarity == 0:
-            continue
+        weight = 1.5 if index == boosted else 1.0
+        positive = kind == _POSITIVE_WORD
         if index <= negate_until:
             # "no estoy contento" is negative; "no es un problema" is merely not negative.
-            if polarity < 0:
+            if not positive:
                 continue
-            polarity = -polarity
-        if polarity > 0:
+            positive = False
+        if positive:
             pos += weight
         else:
             neg += weight
 
     raw = text[:_SCAN_CHARS]
-    joined = " ".join(tokens)
-    threat = phrase_pattern(_THREATS).search(joined) is not None
-    neg += 0.8 * len(phrase_pattern(_NEGATIVE_PHRASES).findall(joined))
-    angry_emoji = sum(1 for ch in raw if ch in _ANGRY_EMOJI)
-    sad_emoji = sum(1 for ch in raw if ch in _SAD_EMOJI)
-    happy_emoji = sum(1 for ch in raw if ch in _HAPPY_EMOJI)
+    phrases = _PHRASES.counts(tokens)
+    threat = "threat" in phrases
+    neg += 0.8 * phrases.get("negative", 0)
+    if raw.isascii():
+        angry_emoji = sad_emoji = happy_emoji = 0
+    else:
+        angry_emoji = len(_ANGRY_EMOJI.findall(raw))
+        sad_emoji = len(_SAD_EMOJI.findall(raw))
+        happy_emoji = len(_HAPPY_EMOJI.findall(raw))
     neg += angry_emoji + 0.7 * sad_emoji
     pos += 0.8 * happy_emoji
     punct = len(_REPEATED_PUNCT.findall(raw))
-    caps = _shouting(raw)
+    caps = _shouting(raw, tokens)
 
     total = pos + neg
     score = 0.0 if total == 0 else (pos - neg) / (total + 1.0)
@@ -242,12 +259,13 @@ def analyse(text: str, tokens: Sequence[str]) -> SentimentAnalysis:
     )
 
 
-def _shouting(raw: str) -> float:
+def _shouting(raw: str, tokens: Sequence[str]) -> float:
     """1.0 for a message in capitals, partial for several shouted words."""
-    letters = [ch for ch in raw[:1000] if ch.isalpha()]
-    if len(letters) >= 12:
-        upper = sum(1 for ch in letters if ch.isupper())
-        if upper / len(letters) >= 0.7:
-            return 1.0
-    shouted = len(_CAPS_WORD.findall(raw[:1000]))
+    upper = len(_UPPER.findall(raw))
+    if upper < 9:
+        return 0.0
+    letters = sum(map(len, tokens))
+    if letters >= 12 and upper / letters >= 0.7:
+        return 1.0
+    shouted = len(_CAPS_WORD.findall(raw))
     return 0.5 if shouted >= 3 else 0.0

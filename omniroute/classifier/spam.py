@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from omniroute.classifier.text import phrase_pattern
+from omniroute.classifier.text import PhraseMatcher
 
-_URL = re.compile(r"(?i)\bhttps?://[^\s<>\"]+|\bwww\.[^\s<>\"]+")
+_URL = re.compile(r"\bhttps?://[^\s<>\"]+|\bwww\.[^\s<>\"]+")
 _SHORTENER = re.compile(r"(?i)\b(?:bit\.ly|tinyurl\.com|goo\.gl|t\.co|ow\.ly|is\.gd|cutt\.ly)/")
 _IP_URL = re.compile(r"(?i)https?://\d{1,3}(?:\.\d{1,3}){3}")
 _SPAM = (
@@ -89,11 +90,15 @@ class SpamVerdict:
     score: float
 
 
-def detect(raw: str, joined_tokens: str, *, customer_tokens: int) -> SpamVerdict:
+_MATCHER = PhraseMatcher({"spam": _SPAM, "phishing": _PHISHING})
+
+
+def detect(raw: str, tokens: Sequence[str]) -> SpamVerdict:
     """Heuristic score; a real customer rarely writes prize talk next to links."""
-    urls = len(_URL.findall(raw[:20_000]))
-    spam_hits = len(phrase_pattern(_SPAM).findall(joined_tokens))
-    phishing_hits = len(phrase_pattern(_PHISHING).findall(joined_tokens))
+    urls = len(_URL.findall(raw[:20_000])) if ("http" in raw or "www." in raw) else 0
+    hits = _MATCHER.counts(tokens)
+    spam_hits, phishing_hits = hits.get("spam", 0), hits.get("phishing", 0)
+    customer_tokens = len(tokens)
     score = 0.0
     score += 0.6 * min(spam_hits, 4)
     score += 0.25 * min(urls, 4)

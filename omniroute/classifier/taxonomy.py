@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from omniroute.classifier.text import fold, words
+from omniroute.classifier.text import PhraseMatcher
 
 UNKNOWN = "unknown"
 DEFAULT_TAXONOMY = "taxonomy.yaml"
@@ -21,46 +20,11 @@ class TaxonomyError(ValueError):
     """The taxonomy file is malformed."""
 
 
-def _keyword_regex(keyword: str) -> str:
-    prefix = keyword.endswith("*")
-    tokens = words(fold(keyword.rstrip("*")))
-    if not tokens:
-        raise TaxonomyError(f"keyword {keyword!r} has no words")
-    body = r"\ ".join(re.escape(token) for token in tokens)
-    return body + (r"[a-z0-9']*" if prefix else "")
-
-
-def _compile(groups: Mapping[str, list[str]]) -> re.Pattern[str] | None:
-    """One alternation with a named group per label, so one scan scores every label."""
-    parts = []
-    for index, keywords in enumerate(groups.values()):
-        if not keywords:
-            continue
-        body = "|".join(sorted((_keyword_regex(k) for k in keywords), key=len, reverse=True))
-        parts.append(f"(?P<g{index}>{body})")
-    if not parts:
-        return None
-    return re.compile(r"(?<![a-z0-9'])(?:" + "|".join(parts) + r")(?![a-z0-9])")
-
-
-@dataclass(frozen=True)
-class _Rules:
-    pattern: re.Pattern[str] | None
-    labels: tuple[str, ...]
-
-    def hits(self, joined: str) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        if self.pattern is None:
-            return counts
-        for match in self.pattern.finditer(joined):
-            label = self.labels[int(match.lastgroup[1:])] if match.lastgroup else None
-            if label is not None:
-                counts[label] = counts.get(label, 0) + 1
-        return counts
-
-
-def _rules(groups: dict[str, list[str]]) -> _Rules:
-    return _Rules(_compile(groups), tuple(groups))
+def _rules(groups: Mapping[str, list[str]]) -> PhraseMatcher:
+    try:
+        return PhraseMatcher(groups)
+    except ValueError as exc:
+        raise TaxonomyError(str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -69,13 +33,13 @@ class Category:
     name: str
     priority: int
     subcategories: tuple[str, ...]
-    _sub_rules: dict[str, _Rules] = field(repr=False)
+    _sub_rules: dict[str, PhraseMatcher] = field(repr=False)
 
-    def subcategory(self, joined: str, language: str) -> str | None:
+    def subcategory(self, tokens: Sequence[str], language: str) -> str | None:
         rules = self._sub_rules.get(language) or self._sub_rules.get("*")
         if rules is None:
             return None
-        hits = rules.hits(joined)
+        hits = rules.counts(tokens)
         if not hits:
             return None
         return max(self.subcategories, key=lambda sub: hits.get(sub, 0))
@@ -86,16 +50,16 @@ class Taxonomy:
     id: str
     version: int
     categories: dict[str, Category]
-    _rules: dict[str, _Rules] = field(repr=False)
+    _rules: dict[str, PhraseMatcher] = field(repr=False)
 
     @property
     def ids(self) -> list[str]:
         return list(self.categories)
 
-    def rule_hits(self, joined: str, language: str) -> dict[str, int]:
+    def rule_hits(self, tokens: Sequence[str], language: str) -> dict[str, int]:
         """Keyword hits per category for the language (all languages' keywords if unlisted)."""
         rules = self._rules.get(language) or self._rules["*"]
-        return rules.hits(joined)
+        return rules.counts(tokens)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Taxonomy:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from omniroute.classifier.text import phrase_pattern
+from omniroute.classifier.text import PhraseMatcher
 
 _URGENT = (
     "urgente",
@@ -121,10 +122,14 @@ class UrgencyCues:
     cancellation_threat: bool
 
 
-def detect(joined_tokens: str) -> UrgencyCues:
-    """`joined_tokens` is the folded token list joined by single spaces."""
+_MATCHER = PhraseMatcher({"urgent": _URGENT, "legal": _LEGAL, "cancel": _CANCEL})
+
+
+def detect(tokens: Sequence[str]) -> UrgencyCues:
+    """`tokens` are the folded words of the customer's text."""
+    hits = _MATCHER.counts(tokens)
     return UrgencyCues(
-        urgent_wording=phrase_pattern(_URGENT).search(joined_tokens) is not None,
-        legal_threat=phrase_pattern(_LEGAL).search(joined_tokens) is not None,
-        cancellation_threat=phrase_pattern(_CANCEL).search(joined_tokens) is not None,
+        urgent_wording="urgent" in hits,
+        legal_threat="legal" in hits,
+        cancellation_threat="cancel" in hits,
     )

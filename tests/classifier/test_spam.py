@@ -7,8 +7,7 @@ from omniroute.classifier.text import fold, words
 
 
 def verdict(text: str) -> SpamVerdict:
-    tokens = words(fold(text))
-    return detect(text, " ".join(tokens), customer_tokens=len(tokens))
+    return detect(text, words(fold(text)))
 
 
 class TestSpam:

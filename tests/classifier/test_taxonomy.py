@@ -21,8 +21,8 @@ EXPECTED = {
 }
 
 
-def joined(text: str) -> str:
-    return " ".join(words(fold(text)))
+def joined(text: str) -> list[str]:
+    return words(fold(text))
 
 
 class TestDefaultTaxonomy:

@@ -7,7 +7,7 @@ from omniroute.classifier.urgency import UrgencyCues, detect
 
 
 def cues(text: str) -> UrgencyCues:
-    return detect(" ".join(words(fold(text))))
+    return detect(words(fold(text)))
 
 
 class TestUrgentWording:
