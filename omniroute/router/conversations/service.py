@@ -23,8 +23,10 @@ from omniroute.router.models import (
     Queue,
 )
 from omniroute.router.queues.service import get_queue_by_name
+from omniroute.router.routing.engine import queue_label
 from omniroute.router.routing.rules import RoutingRules
 from omniroute.router.uow import UnitOfWork
+from omniroute.shared import metrics
 from omniroute.shared.auth import Principal, Role
 from omniroute.shared.errors import Conflict, NotFound
 from omniroute.shared.events import ClassifiedContact, RoutingEventType, utcnow
@@ -280,6 +282,9 @@ async def complete(
         actor=_actor(principal),
     )
     uow.needs_dispatch = True
+    metrics.CONVERSATIONS_COMPLETED.labels(
+        queue=await queue_label(uow.session, conversation.queue_id)
+    ).inc()
     await uow.session.flush()
     return conversation
 

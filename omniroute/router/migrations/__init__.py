@@ -22,7 +22,7 @@ def alembic_config(database_url: str | None = None) -> Config:
     return config
 
 
-async def upgrade(settings: DatabaseSettings, revision: str = "head") -> None:
+async def upgrade(settings: DatabaseSettings, revision: str = "heads") -> None:
     """Bring the database to `revision`, sharing our async engine's connection with Alembic."""
     if settings.is_sqlite:
         _ensure_sqlite_dir(settings.database_url)

@@ -7,8 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import omniroute.router.models  # noqa: F401  (registers the router's tables)
-import omniroute.shared.auth  # noqa: F401  (registers api_keys)
+import omniroute.router.schema  # noqa: F401  (registers every table on the metadata)
 from omniroute.shared.db import Base, create_engine
 from omniroute.shared.settings import DatabaseSettings
 

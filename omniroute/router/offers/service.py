@@ -13,7 +13,7 @@ from omniroute.router.models import (
     Offer,
     OfferStatus,
 )
-from omniroute.router.routing.engine import return_to_queue
+from omniroute.router.routing.engine import queue_label, return_to_queue
 from omniroute.router.uow import UnitOfWork
 from omniroute.shared import metrics
 from omniroute.shared.auth import Principal
@@ -96,7 +96,7 @@ async def accept(uow: UnitOfWork, principal: Principal, offer_id: uuid.UUID) -> 
         {"offer_id": str(offer.id), "agent_id": str(offer.agent_id)},
         actor=_actor(principal),
     )
-    metrics.OFFERS_ACCEPTED.labels(queue=str(offer.queue_id)).inc()
+    metrics.OFFERS_ACCEPTED.labels(queue=await queue_label(session, offer.queue_id)).inc()
     await session.flush()
     return offer
 

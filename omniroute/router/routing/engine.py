@@ -229,13 +229,19 @@ async def return_to_queue(
         {"offer_id": str(offer.id), "agent_id": str(offer.agent_id)},
         actor=actor,
     )
-    queue_name = str(offer.queue_id)
+    queue_name = await queue_label(session, offer.queue_id)
     if status is OfferStatus.EXPIRED:
         metrics.OFFERS_EXPIRED.labels(queue=queue_name).inc()
     else:
         metrics.OFFERS_DECLINED.labels(queue=queue_name).inc()
     uow.needs_dispatch = True
     return True
+
+
+async def queue_label(session: AsyncSession, queue_id: uuid.UUID | None) -> str:
+    """The queue's name for metrics labels (the identity map makes repeats free)."""
+    queue = await session.get(Queue, queue_id) if queue_id else None
+    return queue.name if queue else "none"
 
 
 async def expire_offers(uow: UnitOfWork, now: datetime) -> int:
