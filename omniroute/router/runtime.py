@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -30,6 +30,8 @@ from omniroute.shared.settings import RouterSettings
 from omniroute.shared.transport import Bus, BusUnavailable, encode_event
 
 log = structlog.get_logger(__name__)
+
+BackgroundJob = Callable[["RouterRuntime"], Awaitable[None]]
 
 
 class OfferNotifier:
@@ -76,6 +78,8 @@ class RouterRuntime:
         self._kick = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._background: list[tuple[str, BackgroundJob]] = []
+        self._background_tasks: list[asyncio.Task[None]] = []
 
     @property
     def offer_timeout(self) -> timedelta:
@@ -85,18 +89,27 @@ class RouterRuntime:
     def reopen_window(self) -> timedelta:
         return timedelta(hours=self.settings.reopen_window_hours)
 
+    def add_background(self, name: str, job: BackgroundJob) -> None:
+        """A long-running job (timers, deliveries) started with the router, cancelled on stop."""
+        self._background.append((name, job))
+
     async def start(self) -> None:
         async with self.uow() as uow:
             await ensure_queues(uow.session, list(self.rules.queues))
         self._task = asyncio.create_task(self._dispatch_loop(), name="router-dispatch")
+        for name, job in self._background:
+            self._background_tasks.append(asyncio.create_task(job(self), name=name))
         self.kick()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        tasks = [*self._background_tasks, *([self._task] if self._task else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._task = None
+        self._background_tasks.clear()
 
     def kick(self) -> None:
         """Ask for a dispatch pass soon (coalesced: many kicks make one pass)."""

@@ -7,16 +7,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from omniroute.router.models import Customer, CustomerIdentity
 from omniroute.shared.events import CustomerRef
+from omniroute.shared.identity import normalise_email, normalise_handle, normalise_phone
 
 
 def identities_of(ref: CustomerRef, channel: str) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
-    if ref.email:
-        found.append(("email", ref.email.strip().lower()))
-    if ref.phone:
-        found.append(("phone", ref.phone.strip()))
-    if ref.handle:
-        found.append((f"handle:{channel}", ref.handle.strip().lower()))
+    if email := normalise_email(ref.email):
+        found.append(("email", email))
+    if phone := normalise_phone(ref.phone):
+        found.append(("phone", phone))
+    if handle := normalise_handle(ref.handle):
+        found.append((f"handle:{channel}", handle))
     for provider, value in sorted(ref.provider_ids.items()):
         found.append((f"provider:{provider}", value))
     return found
@@ -44,8 +45,8 @@ async def resolve_customer(
     if customer is None:
         customer = Customer(
             name=ref.name,
-            email=ref.email.strip().lower() if ref.email else None,
-            phone=ref.phone,
+            email=normalise_email(ref.email),
+            phone=normalise_phone(ref.phone),
             handle=ref.handle,
             language=ref.language,
             tier=ref.tier,
@@ -54,8 +55,8 @@ async def resolve_customer(
         await session.flush()
     else:
         customer.name = customer.name or ref.name
-        customer.email = customer.email or (ref.email.strip().lower() if ref.email else None)
-        customer.phone = customer.phone or ref.phone
+        customer.email = customer.email or normalise_email(ref.email)
+        customer.phone = customer.phone or normalise_phone(ref.phone)
         customer.handle = customer.handle or ref.handle
         customer.language = customer.language or ref.language
         customer.tier = ref.tier or customer.tier
