@@ -8,13 +8,24 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
+import structlog
 import typer
 
 from omniroute.classifier.model import ModelError, Progress, load_model, train_model
 from omniroute.classifier.training import DatasetError, Evaluation, evaluate, load_dataset
+from omniroute.shared.logging import configure_logging
 from omniroute.shared.settings import ClassifierSettings
 
 app = typer.Typer(help="Train and evaluate the category model.", no_args_is_help=True)
+
+
+@app.callback()
+def _main() -> None:
+    """Train and evaluate the category model."""
+    # Logs go to stderr so that `eval --json` prints exactly one JSON object on stdout.
+    if not structlog.is_configured():
+        configure_logging("WARNING")
+
 
 DataOpt = Annotated[
     Path, typer.Option("--data", help="CSV, JSONL, or JSON of splits", exists=True, dir_okay=False)

@@ -86,8 +86,10 @@ class LanguageIdentifier:
                 if code in counts:
                     counts[code] += seen / len(langs)
         if hits >= _MIN_HITS:
-            best = max(counts, key=counts.__getitem__)
-            share = counts[best] / hits
+            ranked = sorted(counts, key=counts.__getitem__, reverse=True)
+            best, second = ranked[0], counts[ranked[1]] if len(ranked) > 1 else 0.0
+            # Shared words ("una", "que") split their vote, so compare with the runner-up.
+            share = counts[best] / (counts[best] + second)
             if share >= _MIN_SHARE:
                 if known in counts and known != best and counts[known] >= counts[best] * 0.9:
                     best = known

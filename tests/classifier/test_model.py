@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from omniroute.classifier.features import extract
+from omniroute.classifier.model import ModelError, load_default_model, load_model, train_model
+from omniroute.classifier.taxonomy import Taxonomy
+from omniroute.classifier.training import evaluate, load_dataset
+
+TOY = {
+    "billing": ["I was charged twice", "wrong amount on my invoice", "refund the extra fee"],
+    "delivery": ["my parcel is late", "the courier never came", "where is my package"],
+    "account": ["cannot log in", "reset my password", "my account is locked"],
+}
+
+
+def toy_rows(copies: int = 6) -> tuple[list[str], list[str]]:
+    texts, labels = [], []
+    for label, examples in TOY.items():
+        for n in range(copies):
+            for text in examples:
+                texts.append(f"{text} {'please' * (n % 2)}".strip())
+                labels.append(label)
+    return texts, labels
+
+
+class TestTraining:
+    def test_learns_and_predicts_with_a_probability(self) -> None:
+        model = train_model(*toy_rows())
+        label, confidence = model.predict("the courier is late with my parcel")
+        assert label == "delivery"
+        assert 0.0 < confidence <= 1.0
+        assert sum(model.predict_proba("hello")) == pytest.approx(1.0)
+
+    def test_abstains_below_the_threshold(self) -> None:
+        model = train_model(*toy_rows())
+        label, confidence = model.predict("zebra quantum violin", threshold=0.99)
+        assert label == "unknown"
+        assert confidence < 0.99
+
+    def test_out_of_scope_rows_are_never_a_class(self) -> None:
+        texts, labels = toy_rows()
+        model = train_model([*texts, "what's the weather"], [*labels, "oos"])
+        assert "oos" not in model.labels
+        assert model.meta["out_of_scope_rows"] == 1
+
+    def test_needs_two_categories(self) -> None:
+        with pytest.raises(ValueError, match="two categories"):
+            train_model(["a", "b"], ["x", "x"])
+
+
+class TestPersistence:
+    def test_round_trip_gives_identical_scores(self, tmp_path: Path) -> None:
+        model = train_model(*toy_rows())
+        model.save(tmp_path)
+        loaded = load_model(tmp_path)
+        assert loaded.labels == model.labels
+        assert loaded.model_id == model.model_id
+        text = "my account is locked and I cannot log in"
+        assert np.allclose(loaded.predict_proba(text), model.predict_proba(text))
+        # Plain arrays and JSON: nothing that needs unpickling.
+        assert json.loads((tmp_path / "model.json").read_text())["format"] == "omniroute-textmodel"
+        with np.load(tmp_path / "model.npz", allow_pickle=False) as arrays:
+            assert arrays["weights"].dtype == np.float32
+
+    def test_missing_model_is_a_clear_error(self, tmp_path: Path) -> None:
+        with pytest.raises(ModelError, match="train one first"):
+            load_model(tmp_path)
+
+
+class TestFeatures:
+    def test_cached_path_matches_the_training_path(self) -> None:
+        model = train_model(*toy_rows())
+        text = "Where is my package? The courier said it was delivered, it was NOT delivered!"
+        fast_cols, fast_vals = model.vectoriser.transform_text(text)
+        cols, vals = model.vectoriser.transform_one(extract(text))
+        order, fast_order = np.argsort(cols), np.argsort(fast_cols)
+        assert np.array_equal(cols[order], fast_cols[fast_order])
+        assert np.allclose(vals[order], fast_vals[fast_order])
+
+
+class TestDefaultModel:
+    def test_trained_from_shipped_examples_for_every_category(self) -> None:
+        taxonomy = Taxonomy.load()
+        model = load_default_model(taxonomy)
+        assert model is not None
+        assert set(model.labels) == set(taxonomy.ids)
+
+
+class TestRealData:
+    def test_banking77_subset(self, shared_data: Path, tmp_path: Path) -> None:
+        """A slice of BANKING77 (20 intents): trains in seconds and must clearly learn."""
+        source = shared_data / "datasets" / "banking77" / "train.csv"
+        with source.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        intents = sorted({row["category"] for row in rows})[:20]
+        chosen = [row for row in rows if row["category"] in intents]
+        train, test = chosen[::5] + chosen[1::5] + chosen[2::5] + chosen[3::5], chosen[4::5]
+        path = tmp_path / "test.csv"
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["text", "category"])
+            writer.writeheader()
+            writer.writerows(test)
+        model = train_model([r["text"] for r in train], [r["category"] for r in train])
+        result = evaluate(model, load_dataset(path), threshold=0.0)
+        assert result.accuracy >= 0.85
+        assert set(result.per_class) == set(intents)
+
+    def test_clinc150_out_of_scope_is_rejected(self, shared_data: Path) -> None:
+        source = shared_data / "datasets" / "clinc150" / "clinc150_dev.json"
+        data = json.loads(source.read_text())
+        domains = sorted({label for _, label in data["train"]})[:30]
+        train = [row for row in data["train"] if row[1] in domains]
+        model = train_model([t for t, _ in train], [label for _, label in train])
+        oos = [text for text, _ in data["oos_val"]]
+        rejected = sum(model.predict(text, threshold=0.35)[0] == "unknown" for text in oos)
+        in_scope = [row for row in data["val"] if row[1] in domains]
+        right = sum(model.predict(text, threshold=0.35)[0] == label for text, label in in_scope)
+        assert rejected / len(oos) >= 0.5
+        assert right / len(in_scope) >= 0.8
