@@ -7,9 +7,10 @@ import asyncio
 import contextlib
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -31,7 +32,7 @@ from omniroute.shared.transport import Bus, BusUnavailable, encode_event
 
 log = structlog.get_logger(__name__)
 
-BackgroundJob = Callable[["RouterRuntime"], Awaitable[None]]
+BackgroundJob = Callable[["RouterRuntime"], Coroutine[Any, Any, None]]
 
 
 class OfferNotifier:
