@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,7 +14,6 @@ import typer
 
 from omniroute.classifier.model import ModelError, Progress, load_model, train_model
 from omniroute.classifier.training import DatasetError, Evaluation, evaluate, load_dataset
-from omniroute.shared.logging import configure_logging
 from omniroute.shared.settings import ClassifierSettings
 
 app = typer.Typer(help="Train and evaluate the category model.", no_args_is_help=True)
@@ -22,9 +22,10 @@ app = typer.Typer(help="Train and evaluate the category model.", no_args_is_help
 @app.callback()
 def _main() -> None:
     """Train and evaluate the category model."""
-    # Logs go to stderr so that `eval --json` prints exactly one JSON object on stdout.
+    # Logs go to stderr so that `eval --json` prints exactly one JSON object on stdout. The
+    # process's own stderr, not a stream a test runner may swap in and close.
     if not structlog.is_configured():
-        configure_logging("WARNING")
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.__stderr__))
 
 
 DataOpt = Annotated[

@@ -8,7 +8,6 @@ of microseconds rather than a Python loop over thousands of n-grams.
 from __future__ import annotations
 
 import zlib
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,14 +15,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from omniroute.classifier.text import fold, words
+from omniroute.classifier.text import Tokens, fold, words
 
 U64 = npt.NDArray[np.uint64]
 F32 = npt.NDArray[np.float32]
 
 CHAR_NGRAMS = (1, 2, 3, 4, 5)
 _BASE = np.uint64(1_000_003)
-_MAX_CHARS = 2000
+# The opening of a text that is classified; long e-mails say what they are about early.
+MAX_CHARS = 2000
 # Per-n salts keep n-grams of different lengths (and words) apart in one hash space.
 _SALT = {n: np.uint64(0x9E3779B97F4A7C15 * (n + 1) % 2**64) for n in (*CHAR_NGRAMS, 10, 11, 12)}
 _WORD_CACHE_LIMIT = 200_000
@@ -74,7 +74,7 @@ class Grams:
 
 
 def extract(text: str) -> Grams:
-    folded = fold(text[:_MAX_CHARS])
+    folded = fold(text[:MAX_CHARS])
     tokens = words(folded)
     return Grams(words=_word_hashes(tokens), chars=_char_hashes(" ".join(tokens)))
 
@@ -100,18 +100,20 @@ class Vectoriser:
         columns, counts = np.unique(self._known(hashes), return_counts=True)
         return columns, self._weigh(columns, counts)
 
-    def transform_text(self, text: str) -> tuple[npt.NDArray[np.intp], F32]:
+    def transform_text(
+        self, text: str, tokens: Tokens | None = None
+    ) -> tuple[npt.NDArray[np.intp], F32]:
         """Same row as `transform_one(extract(text))`, reusing each word's character n-grams.
 
         A word's n-grams do not depend on its neighbours, so their vocabulary columns are
         cached per word: a message costs a dictionary lookup per word instead of hashing and
         searching thousands of n-grams.
         """
-        tokens = words(fold(text[:_MAX_CHARS]))
-        if not tokens:
+        view = tokens if tokens is not None else Tokens.of(text[:MAX_CHARS])
+        if not view.words:
             return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.float32)
         cache = self._word_cache
-        frequency = Counter(tokens)
+        frequency = view.counts
         parts, repeats = [], []
         for token, seen in frequency.items():
             entry = cache.get(token)
@@ -124,7 +126,7 @@ class Vectoriser:
                 )
             parts.append(entry[1])
             repeats.append(seen)
-        crcs = np.array([cache[token][0] for token in tokens], dtype=np.uint64)
+        crcs = np.array([cache[token][0] for token in view.words], dtype=np.uint64)
         word_cols, word_vals = self._columns(_ngrams(crcs))
         lengths = np.fromiter((part.size for part in parts), dtype=np.intp, count=len(parts))
         occurrences = np.repeat(np.asarray(repeats, dtype=np.intp), lengths)

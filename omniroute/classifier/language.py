@@ -6,11 +6,12 @@ well-kept n-gram detector) decides the short and ambiguous texts where the count
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lingua import Language, LanguageDetector, LanguageDetectorBuilder
+
+from omniroute.classifier.text import Tokens, as_tokens
 
 SUPPORTED = ("es", "en", "pt", "fr", "de", "it")
 UNDETERMINED = "und"
@@ -73,11 +74,13 @@ class LanguageIdentifier:
         )
         self._detector.compute_language_confidence_values("warm up")
 
-    def identify(self, text: str, tokens: Sequence[str], known: str | None = None) -> LanguageGuess:
+    def identify(
+        self, text: str, tokens: Tokens | Sequence[str], known: str | None = None
+    ) -> LanguageGuess:
         known = (known or "").lower()[:2] or None
         counts = dict.fromkeys(self.languages, 0.0)
         hits = 0
-        frequency = Counter(tokens)
+        frequency = as_tokens(tokens).counts
         for token in frequency.keys() & _WORD_LANGS.keys():
             langs = _WORD_LANGS[token]
             seen = frequency[token]

@@ -20,6 +20,7 @@ import structlog
 
 from omniroute.classifier.features import Vectoriser, extract
 from omniroute.classifier.taxonomy import UNKNOWN, Taxonomy
+from omniroute.classifier.text import Tokens
 
 log = structlog.get_logger(__name__)
 
@@ -45,14 +46,15 @@ class TextModel:
     model_id: str
     meta: dict[str, Any]
 
-    def decision(self, text: str) -> npt.NDArray[np.float32]:
-        columns, values = self.vectoriser.transform_text(text)
+    def decision(self, text: str, tokens: Tokens | None = None) -> npt.NDArray[np.float32]:
+        columns, values = self.vectoriser.transform_text(text, tokens)
         if columns.size == 0:
             return self.bias.copy()
         return values @ self.weights[columns] + self.bias
 
-    def predict_proba(self, text: str) -> list[float]:
-        return _softmax(self.decision(text) * self.scale).tolist()
+    def predict_proba(self, text: str, tokens: Tokens | None = None) -> list[float]:
+        """Calibrated probabilities; `tokens` may be passed when the caller already has them."""
+        return _softmax(self.decision(text, tokens) * self.scale).tolist()
 
     def predict(self, text: str, threshold: float = 0.0) -> tuple[str, float]:
         """The best label and its probability; `unknown` below the threshold."""

@@ -15,12 +15,13 @@ from omniroute import __version__
 from omniroute.classifier import sentiment as sentiment_mod
 from omniroute.classifier import spam as spam_mod
 from omniroute.classifier import urgency as urgency_mod
+from omniroute.classifier.features import MAX_CHARS
 from omniroute.classifier.language import LanguageIdentifier
 from omniroute.classifier.pii import ALL_KINDS, PiiRedactor
 from omniroute.classifier.priority import prioritise
 from omniroute.classifier.sla import SlaBook
 from omniroute.classifier.taxonomy import UNKNOWN, Taxonomy
-from omniroute.classifier.text import fold, words
+from omniroute.classifier.text import Tokens
 from omniroute.shared.events import (
     CategoryResult,
     ClassifiedContact,
@@ -37,8 +38,9 @@ from omniroute.shared.settings import ClassifierSettings
 
 log = structlog.get_logger(__name__)
 
-# Only the opening of a very long e-mail is scored; redaction still covers the whole text.
-_CLASSIFY_CHARS = 4000
+# Only the opening of a very long e-mail is scored (the same opening the model was trained
+# on); redaction still covers the whole text.
+_CLASSIFY_CHARS = MAX_CHARS
 TRIAGE_SKILL = "triage"
 SPAM_SKILL = "spam_review"
 # With no statistical model, keyword votes alone set the confidence.
@@ -54,7 +56,7 @@ class CategoryModel(Protocol):
     @property
     def model_id(self) -> str: ...
 
-    def predict_proba(self, text: str) -> Sequence[float]: ...
+    def predict_proba(self, text: str, tokens: Tokens | None = None) -> Sequence[float]: ...
 
 
 class Classifier:
@@ -97,7 +99,7 @@ class Classifier:
         redacted, pii_kinds = self._redact(contact)
         text = _customer_text(redacted)
         head = text[:_CLASSIFY_CHARS]
-        tokens = words(fold(head))
+        tokens = Tokens.of(head)
 
         language = self.languages.identify(head, tokens, contact.customer.language)
         reasons.append(
@@ -189,13 +191,13 @@ class Classifier:
         return contact.model_copy(update=update), kinds
 
     def _categorise(
-        self, head: str, tokens: Sequence[str], language: str, reasons: list[Reason]
+        self, head: str, tokens: Tokens, language: str, reasons: list[Reason]
     ) -> CategoryResult:
         hits = self.taxonomy.rule_hits(tokens, language)
         total_hits = sum(hits.values())
         scores: dict[str, float] = {}
         if self.model is not None and head.strip():
-            probabilities = self.model.predict_proba(head)
+            probabilities = self.model.predict_proba(head, tokens)
             scores = dict(zip(self.model.labels, probabilities, strict=True))
             votes = {label: count for label, count in hits.items() if label in scores}
             if votes:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from omniroute.classifier.text import PhraseMatcher
+from omniroute.classifier.text import PhraseMatcher, Tokens, as_tokens
 from omniroute.shared.events import Sentiment
 
 # Folded (lowercase, no accents) forms; prefixes end in "*".
@@ -173,41 +173,54 @@ class SentimentAnalysis:
     cues: list[str] = field(default_factory=list)
 
 
-def analyse(text: str, tokens: Sequence[str]) -> SentimentAnalysis:
+def analyse(text: str, tokens: Tokens | Sequence[str]) -> SentimentAnalysis:
     """Score sentiment (-1..1) and anger (0..1) from the raw text and its folded tokens."""
     cues: list[str] = []
+    view = as_tokens(tokens)
     pos = neg = 0.0
     insults = 0
-    negate_until = boosted = -1
-    lexicon = _LEXICON
-    for index, token in enumerate(tokens):
-        kind = lexicon.get(token)
-        if kind is None:
-            continue
-        if kind == _NEGATOR:
-            negate_until = index + 3
-            continue
-        if kind == _INTENSIFIER:
-            boosted = index + 1
-            continue
-        if kind == _INSULT:
-            insults += 1
-            neg += 1.5
-            continue
-        weight = 1.5 if index == boosted else 1.0
-        positive = kind == _POSITIVE_WORD
-        if index <= negate_until:
-            # "no estoy contento" is negative; "no es un problema" is merely not negative.
-            if not positive:
+    hits = view.counts.keys() & _LEXICON.keys()
+    kinds = {token: _LEXICON[token] for token in hits}
+    if not any(kind >= _INTENSIFIER for kind in kinds.values()):
+        # No negation or intensifier: every hit counts as it is, no need to walk positions.
+        for token, kind in kinds.items():
+            seen = view.counts[token]
+            if kind == _POSITIVE_WORD:
+                pos += seen
+            elif kind == _NEGATIVE_WORD:
+                neg += seen
+            else:
+                insults += seen
+                neg += 1.5 * seen
+    else:
+        positions = view.positions()
+        ordered = sorted((index, kinds[token]) for token in hits for index in positions[token])
+        negate_until = boosted = -1
+        for index, kind in ordered:
+            if kind == _NEGATOR:
+                negate_until = index + 3
                 continue
-            positive = False
-        if positive:
-            pos += weight
-        else:
-            neg += weight
+            if kind == _INTENSIFIER:
+                boosted = index + 1
+                continue
+            if kind == _INSULT:
+                insults += 1
+                neg += 1.5
+                continue
+            weight = 1.5 if index == boosted else 1.0
+            positive = kind == _POSITIVE_WORD
+            if index <= negate_until:
+                # "no estoy contento" is negative; "no es un problema" is merely not negative.
+                if not positive:
+                    continue
+                positive = False
+            if positive:
+                pos += weight
+            else:
+                neg += weight
 
     raw = text[:_SCAN_CHARS]
-    phrases = _PHRASES.counts(tokens)
+    phrases = _PHRASES.counts(view)
     threat = "threat" in phrases
     neg += 0.8 * phrases.get("negative", 0)
     if raw.isascii():
@@ -219,7 +232,7 @@ def analyse(text: str, tokens: Sequence[str]) -> SentimentAnalysis:
     neg += angry_emoji + 0.7 * sad_emoji
     pos += 0.8 * happy_emoji
     punct = len(_REPEATED_PUNCT.findall(raw))
-    caps = _shouting(raw, tokens)
+    caps = _shouting(raw, view.words)
 
     total = pos + neg
     score = 0.0 if total == 0 else (pos - neg) / (total + 1.0)

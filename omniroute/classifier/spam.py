@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from omniroute.classifier.text import PhraseMatcher
+from omniroute.classifier.text import PhraseMatcher, Tokens
 
 _URL = re.compile(r"\bhttps?://[^\s<>\"]+|\bwww\.[^\s<>\"]+")
 _SHORTENER = re.compile(r"(?i)\b(?:bit\.ly|tinyurl\.com|goo\.gl|t\.co|ow\.ly|is\.gd|cutt\.ly)/")
@@ -93,7 +93,7 @@ class SpamVerdict:
 _MATCHER = PhraseMatcher({"spam": _SPAM, "phishing": _PHISHING})
 
 
-def detect(raw: str, tokens: Sequence[str]) -> SpamVerdict:
+def detect(raw: str, tokens: Tokens | Sequence[str]) -> SpamVerdict:
     """Heuristic score; a real customer rarely writes prize talk next to links."""
     urls = len(_URL.findall(raw[:20_000])) if ("http" in raw or "www." in raw) else 0
     hits = _MATCHER.counts(tokens)

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from omniroute.classifier.text import PhraseMatcher
+from omniroute.classifier.text import PhraseMatcher, Tokens
 
 UNKNOWN = "unknown"
 DEFAULT_TAXONOMY = "taxonomy.yaml"
@@ -35,7 +35,7 @@ class Category:
     subcategories: tuple[str, ...]
     _sub_rules: dict[str, PhraseMatcher] = field(repr=False)
 
-    def subcategory(self, tokens: Sequence[str], language: str) -> str | None:
+    def subcategory(self, tokens: Tokens | Sequence[str], language: str) -> str | None:
         rules = self._sub_rules.get(language) or self._sub_rules.get("*")
         if rules is None:
             return None
@@ -56,7 +56,7 @@ class Taxonomy:
     def ids(self) -> list[str]:
         return list(self.categories)
 
-    def rule_hits(self, tokens: Sequence[str], language: str) -> dict[str, int]:
+    def rule_hits(self, tokens: Tokens | Sequence[str], language: str) -> dict[str, int]:
         """Keyword hits per category for the language (all languages' keywords if unlisted)."""
         rules = self._rules.get(language) or self._rules["*"]
         return rules.counts(tokens)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -23,6 +24,36 @@ def fold(text: str) -> str:
 
 def words(folded: str) -> list[str]:
     return WORD_RE.findall(folded)
+
+
+class Tokens:
+    """A text's folded words, counted once and shared by every signal of one contact."""
+
+    __slots__ = ("words", "counts", "_positions")
+
+    def __init__(self, tokens: Sequence[str]) -> None:
+        self.words: Sequence[str] = tokens
+        self.counts: Counter[str] = Counter(tokens)
+        self._positions: dict[str, list[int]] | None = None
+
+    @classmethod
+    def of(cls, text: str) -> Tokens:
+        return cls(words(fold(text)))
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def positions(self) -> dict[str, list[int]]:
+        if self._positions is None:
+            positions: dict[str, list[int]] = {}
+            for index, token in enumerate(self.words):
+                positions.setdefault(token, []).append(index)
+            self._positions = positions
+        return self._positions
+
+
+def as_tokens(tokens: Tokens | Sequence[str]) -> Tokens:
+    return tokens if isinstance(tokens, Tokens) else Tokens(tokens)
 
 
 _Entry = tuple[tuple[str, ...], bool, str]
@@ -87,24 +118,16 @@ class PhraseMatcher:
             tuple(loose),
         )
 
-    def _relevant(self, tokens: Sequence[str]) -> set[str]:
-        """The distinct tokens that can start a match: set algebra runs in C."""
-        distinct = set(tokens)
-        relevant = distinct & self._vocabulary
-        for length, table in self._single_prefix.items():
-            relevant.update(t for t in distinct if t[:length] in table and len(t) >= length)
-        return relevant
-
-    def counts(self, tokens: Sequence[str]) -> dict[str, int]:
+    def counts(self, tokens: Tokens | Sequence[str]) -> dict[str, int]:
+        view = as_tokens(tokens)
         found: dict[str, int] = {}
-        relevant = self._relevant(tokens)
-        if not relevant:
-            return found
         cache = self._cache
-        size = len(tokens)
-        for index, token in enumerate(tokens):
-            if token not in relevant:
-                continue
+        # Without prefix phrases only the words in the vocabulary matter: a C-level set join.
+        candidates = (
+            view.counts.keys() & self._vocabulary if not self._single_prefix else view.counts
+        )
+        positional = []
+        for token in candidates:
             info = cache.get(token)
             if info is None:
                 if len(cache) >= _CACHE_LIMIT:
@@ -112,22 +135,39 @@ class PhraseMatcher:
                 info = cache[token] = self._resolve(token)
             if info is _NOTHING:
                 continue
-            singles, by_second, loose = info
-            matched = False
-            candidates = loose
-            if by_second and index + 1 < size:
-                candidates = by_second.get(tokens[index + 1], ()) + loose
-            for rest, prefix, label in candidates:
-                if _follows(tokens, index + 1, size, rest, prefix):
-                    found[label] = found.get(label, 0) + 1
-                    matched = True
-                    break
-            if not matched:
-                for label in singles:
-                    found[label] = found.get(label, 0) + 1
+            if info[1] or info[2]:
+                positional.append((token, info))
+                continue
+            seen = view.counts[token]
+            for label in info[0]:
+                found[label] = found.get(label, 0) + seen
+        if positional:
+            self._count_phrases(view, positional, found)
         return found
 
-    def any(self, tokens: Sequence[str]) -> bool:
+    @staticmethod
+    def _count_phrases(
+        view: Tokens, positional: list[tuple[str, _Info]], found: dict[str, int]
+    ) -> None:
+        tokens = view.words
+        size = len(tokens)
+        positions = view.positions()
+        for token, (singles, by_second, loose) in positional:
+            for index in positions[token]:
+                candidates = loose
+                if by_second and index + 1 < size:
+                    candidates = by_second.get(tokens[index + 1], ()) + loose
+                matched = False
+                for rest, prefix, label in candidates:
+                    if _follows(tokens, index + 1, size, rest, prefix):
+                        found[label] = found.get(label, 0) + 1
+                        matched = True
+                        break
+                if not matched:
+                    for label in singles:
+                        found[label] = found.get(label, 0) + 1
+
+    def any(self, tokens: Tokens | Sequence[str]) -> bool:
         return bool(self.counts(tokens))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from omniroute.classifier.text import PhraseMatcher
+from omniroute.classifier.text import PhraseMatcher, Tokens
 
 _URGENT = (
     "urgente",
@@ -125,7 +125,7 @@ class UrgencyCues:
 _MATCHER = PhraseMatcher({"urgent": _URGENT, "legal": _LEGAL, "cancel": _CANCEL})
 
 
-def detect(tokens: Sequence[str]) -> UrgencyCues:
+def detect(tokens: Tokens | Sequence[str]) -> UrgencyCues:
     """`tokens` are the folded words of the customer's text."""
     hits = _MATCHER.counts(tokens)
     return UrgencyCues(
