@@ -18,9 +18,15 @@ def load_settings() -> Settings:
 
 
 def admin_key(settings: Settings) -> str:
-    """OMNIROUTE_ADMIN_KEY, or a key generated once and kept under the data directory."""
-    if settings.auth.admin_key is not None:
-        return settings.auth.admin_key.get_secret_value()
+    """OMNIROUTE_ADMIN_KEY, or (outside production) a key generated once and kept on disk.
+
+    Only the processes that serve the API ask for it, so classifier workers and migrations
+    run without it.
+    """
+    if settings.auth.admin_key is not None and settings.auth.admin_key.get_secret_value().strip():
+        return settings.auth.admin_key.get_secret_value().strip()
+    if settings.app.env == "production":
+        raise ValueError("OMNIROUTE_ADMIN_KEY must be set in production")
     path = settings.app.data_dir / "admin.key"
     if path.exists():
         return path.read_text().strip()

@@ -88,6 +88,12 @@ class GatewaySettings(BaseSettings):
     meta_app_secret: SecretStr | None = None
     meta_verify_token: SecretStr | None = None
     public_url: str | None = None  # as providers see us, for signature schemes over the URL
+    max_email_bytes: int = Field(default=25 * 1024 * 1024, gt=0)  # raw e-mail paths and SMTP
+    smtp_port: int | None = None  # the SMTP listener's port; None: no listener
+    smtp_host: str = "127.0.0.1"
+    x_consumer_secret: SecretStr | None = None
+    twilio_auth_token: SecretStr | None = None
+    mailgun_signing_key: SecretStr | None = None
 
 
 class RouterSettings(BaseSettings):
@@ -140,14 +146,15 @@ class Settings:
         return ClassifierSettings()
 
     def validate_for_production(self) -> None:
-        """Placeholder secrets fail fast outside development."""
+        """Placeholder or empty secrets fail fast outside development."""
         if self.app.env != "production":
             return
         for name, secret in (
             ("OMNIROUTE_ADMIN_KEY", self.auth.admin_key),
             ("OMNIROUTE_META_APP_SECRET", self.gateway.meta_app_secret),
         ):
-            if secret is not None and secret.get_secret_value().lower() in PLACEHOLDER_SECRETS:
-                raise ValueError(f"{name} is a placeholder; set a real secret in production")
-        if self.auth.admin_key is None:
-            raise ValueError("OMNIROUTE_ADMIN_KEY must be set in production")
+            if secret is None:
+                continue
+            value = secret.get_secret_value().strip()
+            if not value or value.lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(f"{name} is empty or a placeholder; set a real secret")

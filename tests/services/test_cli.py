@@ -66,3 +66,28 @@ class TestKeys:
         assert first == second
         assert first.startswith("omr_")
         assert (tmp_path / "var" / "admin.key").read_text().strip() == first
+
+
+class TestProductionSecrets:
+    @pytest.mark.parametrize("value", ["", "   ", "changeme"])
+    def test_empty_or_placeholder_admin_keys_are_refused(
+        self, value: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from omniroute.shared.settings import Settings
+
+        monkeypatch.setenv("OMNIROUTE_ENV", "production")
+        monkeypatch.setenv("OMNIROUTE_ADMIN_KEY", value)
+        with pytest.raises(ValueError, match="OMNIROUTE_ADMIN_KEY"):
+            Settings().validate_for_production()
+
+    def test_serving_the_api_in_production_needs_an_admin_key(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from omniroute.services.bootstrap import admin_key
+        from omniroute.shared.settings import Settings
+
+        monkeypatch.setenv("OMNIROUTE_ENV", "production")
+        monkeypatch.delenv("OMNIROUTE_ADMIN_KEY", raising=False)
+        Settings().validate_for_production()  # a classifier worker may start without it
+        with pytest.raises(ValueError, match="must be set in production"):
+            admin_key(Settings())
