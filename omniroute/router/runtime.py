@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from omniroute.router.queues.service import ensure_queues
 from omniroute.router.routing.engine import (
+    DISPATCH_BATCH,
     StaleAgent,
     dispatch,
     expire_offers,
@@ -147,8 +148,9 @@ class RouterRuntime:
                 await expire_offers(uow, now)
                 made = await dispatch(uow, offer_timeout=self.offer_timeout, now=now)
                 await refresh_queue_depths(uow.session)
-                # Expiry already asked for another pass; it is not needed after this one.
-                uow.needs_dispatch = made > 0 and uow.needs_dispatch
+                # Expiry's returns were offered in this very pass; another is due only when
+                # the batch was full and more work may be waiting.
+                uow.needs_dispatch = made >= DISPATCH_BATCH
             return made
 
     async def _dispatch_loop(self) -> None:

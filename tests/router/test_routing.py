@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from omniroute.router.conversations import service as conversations
@@ -21,6 +22,7 @@ from omniroute.router.models import (
 )
 from omniroute.router.offers import service as offers
 from omniroute.router.queues.service import get_queue_by_name
+from omniroute.router.routing import engine
 from omniroute.router.runtime import RouterRuntime
 from omniroute.shared.auth import Principal, Role
 from omniroute.shared.errors import Conflict, NotFound
@@ -94,6 +96,20 @@ class TestOffers:
         assert await runtime.dispatch_once() == 2
         offered = {offer.conversation_id for offer in await pending(runtime, agent)}
         assert offered == {new_high.contact.conversation_id, old_low.contact.conversation_id}
+
+    async def test_a_backlog_nobody_can_take_does_not_starve_other_queues(
+        self, runtime: RouterRuntime, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(engine, "DISPATCH_BATCH", 2)
+        for _ in range(3):
+            await route(runtime, classified(category="billing", score=95))
+        general = classified(score=10)
+        await route(runtime, general)
+        async with runtime.uow() as uow:
+            agent = await create_agent(uow)  # serves general only
+        assert await runtime.dispatch_once() == 1
+        [offer] = await pending(runtime, agent)
+        assert offer.conversation_id == general.contact.conversation_id
 
     async def test_the_longest_idle_agent_gets_the_work(self, runtime: RouterRuntime) -> None:
         async with runtime.uow() as uow:

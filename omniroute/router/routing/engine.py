@@ -14,7 +14,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omniroute.router.models import (
@@ -72,6 +72,34 @@ async def _recent_refusals(
     return {(conversation_id, agent_id) for conversation_id, agent_id in rows.all()}
 
 
+async def _waiting_channels(session: AsyncSession) -> set[str]:
+    rows = await session.scalars(
+        select(Conversation.channel)
+        .where(Conversation.status == ConversationStatus.WAITING.value)
+        .distinct()
+    )
+    return set(rows.all())
+
+
+def _takeable(
+    agents: list[Agent],
+    queues: dict[uuid.UUID, Queue],
+    load: dict[tuple[uuid.UUID, str], int],
+    channels: set[str],
+) -> set[tuple[uuid.UUID, str]]:
+    """(queue, channel) pairs at least one available agent serves with spare capacity."""
+    pairs: set[tuple[uuid.UUID, str]] = set()
+    for queue in queues.values():
+        for channel in channels:
+            if any(
+                agent_serves(agent, queue)
+                and load[(agent.id, channel)] < agent.capacity_for(channel)
+                for agent in agents
+            ):
+                pairs.add((queue.id, channel))
+    return pairs
+
+
 def _rank(agent: Agent, conversation: Conversation) -> tuple[int, int, datetime]:
     previous = 0 if conversation.last_agent_id == agent.id else 1
     language = 0 if f"lang:{conversation.language}" in agent.skills else 1
@@ -81,16 +109,6 @@ def _rank(agent: Agent, conversation: Conversation) -> tuple[int, int, datetime]
 async def dispatch(uow: UnitOfWork, *, offer_timeout: timedelta, now: datetime) -> int:
     """Make as many offers as agents can take now; returns how many were made."""
     session = uow.session
-    waiting = (
-        await session.scalars(
-            select(Conversation)
-            .where(Conversation.status == ConversationStatus.WAITING.value)
-            .order_by(Conversation.priority_score.desc(), Conversation.enqueued_at)
-            .limit(DISPATCH_BATCH)
-        )
-    ).all()
-    if not waiting:
-        return 0
     agents = list(
         (
             await session.scalars(select(Agent).where(Agent.status == AgentStatus.AVAILABLE.value))
@@ -100,6 +118,29 @@ async def dispatch(uow: UnitOfWork, *, offer_timeout: timedelta, now: datetime) 
         return 0
     queues = {queue.id: queue for queue in (await session.scalars(select(Queue))).all()}
     load = await agent_load(session)
+    # Only work some available agent could take now: otherwise a backlog in an unstaffed queue
+    # or a full channel would fill the batch and starve the rest.
+    takeable = _takeable(agents, queues, load, await _waiting_channels(session))
+    if not takeable:
+        return 0
+    waiting = (
+        await session.scalars(
+            select(Conversation)
+            .where(
+                Conversation.status == ConversationStatus.WAITING.value,
+                or_(
+                    *(
+                        and_(Conversation.queue_id == queue_id, Conversation.channel == channel)
+                        for queue_id, channel in takeable
+                    )
+                ),
+            )
+            .order_by(Conversation.priority_score.desc(), Conversation.enqueued_at)
+            .limit(DISPATCH_BATCH)
+        )
+    ).all()
+    if not waiting:
+        return 0
     refused = await _recent_refusals(session, [c.id for c in waiting], now - offer_timeout)
 
     made = 0
