@@ -54,7 +54,7 @@ def train(
     text_col: TextColOpt = "text",
     label_col: LabelColOpt = "category",
     split: SplitOpt = None,
-    c: Annotated[float, typer.Option("--c", help="SVM regularisation (higher fits closer)")] = 0.5,
+    c: Annotated[float, typer.Option("--c", help="SVM regularisation (higher fits closer)")] = 1.0,
     min_df: Annotated[int, typer.Option("--min-df", help="drop n-grams rarer than this")] = 1,
 ) -> None:
     """Train a model on labelled rows; rows labelled `unknown` or `oos` are never predicted."""

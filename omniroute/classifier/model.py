@@ -128,7 +128,7 @@ def train_model(
     texts: Sequence[str],
     labels: Sequence[str],
     *,
-    c: float = 0.5,
+    c: float = 1.0,
     min_df: int = 1,
     calibrate: bool = True,
     progress: Progress | None = None,

@@ -16,14 +16,18 @@ from omniroute.shared.events import Sentiment
 
 # Folded (lowercase, no accents) forms; prefixes end in "*".
 _POSITIVE = """
-gracias agradezco agradecido agradecida genial perfecto perfecta excelente encantado encantada
+agradezco agradecido agradecida genial perfecto perfecta excelente encantado encantada
 contento contenta feliz satisfecho satisfecha maravilloso maravillosa estupendo estupenda
 fantastico fantastica rapido rapida amable amables bien buen buena buenisimo resuelto solucionado
-recomiendo encanta encanto me_gusta increible
-thanks thank thankful great perfect excellent happy pleased satisfied wonderful amazing awesome
-fantastic fast quick helpful kind love loved good nice resolved solved recommend appreciate
-appreciated brilliant superb glad
+recomiendo encanta encanto facil
+thankful great perfect excellent happy pleased satisfied wonderful amazing awesome
+fantastic fast quick helpful kind love loved good nice resolved solved sorted recommend appreciate
+appreciated brilliant superb glad easy easier
 """
+# Courtesy closes requests as often as it praises ("¿me mandáis la factura? Gracias"), so on its
+# own it is weak; "muchas gracias", "thanks so much" count as praise (see _PRAISE).
+_COURTESY = frozenset(["gracias", "thanks", "thank", "thx", "cheers", "saludos", "regards"])
+_COURTESY_WEIGHT = 0.3
 _NEGATIVE = """
 mal malo mala pesimo pesima horrible terrible fatal desastre decepcionado decepcionada
 decepcion enfadado enfadada enfadadisimo cabreado cabreada harto harta molesto molesta
@@ -33,7 +37,8 @@ cobrado cobro error fallo falla timo estafa estafado engano abusivo abusivos tri
 bad worse worst awful terrible horrible disappointed disappointing angry annoyed upset furious
 frustrated frustrating unacceptable ridiculous disgrace disgraceful shameful complaint problem
 problems broken damaged defective faulty never late delay delayed still overcharged error
-scam scammed rip ripped useless poor pathetic sad wrong fail failed failure
+scam scammed rip ripped useless poor pathetic sad wrong fail failed failure broke complain
+complaining quejarme reclamar
 """
 _INSULTS = """
 idiota idiotas imbecil imbeciles estupido estupida estupidos inutil inutiles incompetente
@@ -113,7 +118,7 @@ _INTENSIFIERS = frozenset(
 _POS_WORDS = frozenset(w.replace("_", " ") for w in _POSITIVE.split())
 _NEG_WORDS = frozenset(_NEGATIVE.split())
 _INSULT_WORDS = frozenset(_INSULTS.split())
-_POSITIVE_WORD, _NEGATIVE_WORD, _INSULT, _INTENSIFIER, _NEGATOR = range(5)
+_POSITIVE_WORD, _NEGATIVE_WORD, _INSULT, _COURTESY_KIND, _INTENSIFIER, _NEGATOR = range(6)
 # One lookup per token; later kinds win, so a negator is never read as a negative word.
 _LEXICON: dict[str, int] = {}
 for _kind, _words in (
@@ -122,10 +127,48 @@ for _kind, _words in (
     (_INSULT, _INSULT_WORDS),
     (_INTENSIFIER, _INTENSIFIERS),
     (_NEGATOR, _NEGATORS),
+    (_COURTESY_KIND, _COURTESY),
 ):
     _LEXICON.update(dict.fromkeys(_words, _kind))
 
+_PRAISE = (
+    "muchas gracias",
+    "mil gracias",
+    "muchisimas gracias",
+    "gracias de verdad",
+    "thank you so much",
+    "thanks so much",
+    "thanks a lot",
+    "many thanks",
+    "thank you very much",
+    "un 10",
+    "10/10",
+    "de 10",
+)
 _NEGATIVE_PHRASES = (
+    "no puedo",
+    "no consigo",
+    "no me deja",
+    "no aparece",
+    "no veo",
+    "no conecta",
+    "no carga",
+    "sigue sin",
+    "sin respuesta",
+    "sin mi permiso",
+    "nadie contesta",
+    "nadie responde",
+    "can't",
+    "cannot",
+    "won't",
+    "couldn't",
+    "doesn't work",
+    "no refund",
+    "not received",
+    "no reply",
+    "no answer",
+    "without my permission",
+    "nobody replies",
     "no ha llegado",
     "no me ha llegado",
     "no llega",
@@ -153,7 +196,7 @@ _NEGATIVE_PHRASES = (
     "waste of",
 )
 
-_PHRASES = PhraseMatcher({"threat": _THREATS, "negative": _NEGATIVE_PHRASES})
+_PHRASES = PhraseMatcher({"threat": _THREATS, "negative": _NEGATIVE_PHRASES, "praise": _PRAISE})
 _ANGRY_EMOJI = re.compile("[😡🤬😠👎💩😤🖕]")
 _SAD_EMOJI = re.compile("[😢😭😞😔☹🙁😩😫]")
 _HAPPY_EMOJI = re.compile("[😀😃😄😁😊🙂😍🥰👍🙏❤💯👏😉🎉]")
@@ -187,6 +230,8 @@ def analyse(text: str, tokens: Tokens | Sequence[str]) -> SentimentAnalysis:
             seen = view.counts[token]
             if kind == _POSITIVE_WORD:
                 pos += seen
+            elif kind == _COURTESY_KIND:
+                pos += _COURTESY_WEIGHT * seen
             elif kind == _NEGATIVE_WORD:
                 neg += seen
             else:
@@ -208,6 +253,9 @@ def analyse(text: str, tokens: Tokens | Sequence[str]) -> SentimentAnalysis:
                 neg += 1.5
                 continue
             weight = 1.5 if index == boosted else 1.0
+            if kind == _COURTESY_KIND:
+                pos += _COURTESY_WEIGHT
+                continue
             positive = kind == _POSITIVE_WORD
             if index <= negate_until:
                 # "no estoy contento" is negative; "no es un problema" is merely not negative.
@@ -223,6 +271,7 @@ def analyse(text: str, tokens: Tokens | Sequence[str]) -> SentimentAnalysis:
     phrases = _PHRASES.counts(view)
     threat = "threat" in phrases
     neg += 0.8 * phrases.get("negative", 0)
+    pos += phrases.get("praise", 0)
     if raw.isascii():
         angry_emoji = sad_emoji = happy_emoji = 0
     else:
@@ -259,7 +308,7 @@ def analyse(text: str, tokens: Tokens | Sequence[str]) -> SentimentAnalysis:
     if score <= -0.2 or (anger >= 0.5 and score < 0.2):
         label = Sentiment.NEGATIVE
         score = min(score, -0.2)
-    elif score >= 0.2:
+    elif score >= 0.25:
         label = Sentiment.POSITIVE
     else:
         label = Sentiment.NEUTRAL

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +125,18 @@ class TestStamps:
         result = classifier.classify(contact(""))
         assert result.category.category == "unknown"
         assert result.language.code == "und"
+
+
+class TestQualityOnHeldOutMessages:
+    """Messages written apart from the training examples, labelled by hand."""
+
+    def test_category_sentiment_and_anger(self, classifier: Classifier) -> None:
+        path = Path(__file__).parent / "data" / "heldout.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+        pairs = [(classifier.classify(contact(row["text"])), row) for row in rows]
+        category = sum(r.category.category == row["category"] for r, row in pairs)
+        feeling = sum(r.sentiment.label.value == row["sentiment"] for r, row in pairs)
+        anger = sum((r.sentiment.anger >= 0.5) == row["angry"] for r, row in pairs)
+        assert category / len(rows) >= 0.85
+        assert feeling / len(rows) >= 0.7
+        assert anger / len(rows) >= 0.85
