@@ -160,7 +160,11 @@ class KafkaBus:
                 # and is delivered again after restart.
                 log.warning("bus.kafka.stop_cancelled")
                 task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            if pending:
+                # Closing a consumer is bounded (final commit, close, leave): never hang here.
+                _, stuck = await asyncio.wait(pending, timeout=3 * self._send_timeout + 5)
+                if stuck:
+                    log.error("bus.kafka.stop_abandoned", tasks=len(stuck))
         if self._producer is not None:
             producer, self._producer = self._producer, None
             try:
@@ -339,9 +343,10 @@ class KafkaBus:
 class _Consumer:
     """One consumer group member for one subscription.
 
-    Records of a partition are handled in order; partitions of a fetched batch are handled
-    concurrently. An offset is committed only once its record was handled or dead-lettered,
-    and never past a record that was not.
+    Each partition with records gets a worker task and is paused until the worker is done,
+    so records of a partition are handled in order while partitions proceed independently
+    (a slow or retrying record holds up only its own partition). An offset is committed only
+    once its record was handled or dead-lettered, and never past a record that was not.
     """
 
     def __init__(self, bus: KafkaBus, sub: _Subscription) -> None:
@@ -354,8 +359,7 @@ class _Consumer:
         self._committed: dict[TopicPartition, int] = {}
         self._revoking: set[TopicPartition] = set()
         self.assigned: set[TopicPartition] = set()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._workers: dict[TopicPartition, asyncio.Task[None]] = {}
         self._commit_lock = asyncio.Lock()
         self._log = log.bind(topic=sub.topic, group=sub.group)
 
@@ -400,23 +404,64 @@ class _Consumer:
         return consumer
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        while not self._stopping.is_set:
-            batch = await consumer.getmany(
-                timeout_ms=FETCH_TIMEOUT_MS, max_records=MAX_RECORDS_PER_FETCH
-            )
-            if not batch:
-                continue
-            self._idle.clear()
-            try:
-                await asyncio.gather(
-                    *(self._handle_partition(tp, records) for tp, records in batch.items())
+        try:
+            while not self._stopping.is_set:
+                self._reap()
+                batch = await consumer.getmany(
+                    timeout_ms=FETCH_TIMEOUT_MS, max_records=MAX_RECORDS_PER_FETCH
                 )
+                self._reap()
+                for tp, records in batch.items():
+                    self._dispatch(consumer, tp, records)
+                await self.commit(consumer)
+        except BaseException:
+            # Cancelled (the stop grace ran out) or broken: do not wait for the handlers.
+            for task in self._workers.values():
+                task.cancel()
+            raise
+        finally:
+            # On a plain stop each worker ends after the record in hand; if this wait is
+            # cancelled, gather cancels the workers too.
+            workers = list(self._workers.values())
+            try:
+                if workers:
+                    await asyncio.gather(*workers, return_exceptions=True)
             finally:
-                self._idle.set()
-            await self.commit(consumer)
+                self._workers.clear()
 
-    async def _handle_partition(
-        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+    def _dispatch(
+        self,
+        consumer: AIOKafkaConsumer,
+        tp: TopicPartition,
+        records: list[ConsumerRecord[bytes, bytes]],
+    ) -> None:
+        if tp in self._revoking:
+            return  # its next owner reads from the last commit
+        if tp in self._workers:
+            # A paused partition yields nothing, so this should not happen; if it does, rewind
+            # rather than skip the records.
+            self._log.warning("bus.kafka.partition_busy", partition=tp.partition)
+            consumer.seek(tp, records[0].offset)
+            return
+        consumer.pause(tp)
+        self._workers[tp] = asyncio.create_task(self._work(consumer, tp, records))
+
+    def _reap(self) -> None:
+        for tp, task in list(self._workers.items()):
+            if not task.done():
+                continue
+            del self._workers[tp]
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                # The partition's position is past records it did not handle: start over
+                # from the last commit with a fresh consumer.
+                raise error
+
+    async def _work(
+        self,
+        consumer: AIOKafkaConsumer,
+        tp: TopicPartition,
+        records: list[ConsumerRecord[bytes, bytes]],
     ) -> None:
         for record in records:
             # Stopping or losing the partition: leave the rest uncommitted for whoever
@@ -426,6 +471,8 @@ class _Consumer:
             if not await self._handle(record):
                 return
             self._done[tp] = record.offset + 1
+        if tp in consumer.assignment() and tp not in self._revoking:
+            consumer.resume(tp)
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> bool:
         """Run the handler with retries, dead-letter on exhaustion; False if abandoned."""
@@ -525,8 +572,11 @@ class _Consumer:
             return
         self._revoking = set(revoked)
         try:
-            # The batch in flight stops at the next record boundary of revoked partitions.
-            await self._idle.wait()
+            # Workers of revoked partitions stop at the next record boundary. asyncio.wait,
+            # not gather: if the rebalance is cancelled the workers must not be.
+            workers = [task for tp, task in self._workers.items() if tp in revoked]
+            if workers:
+                await asyncio.wait(workers)
             await self.commit(consumer, only=revoked)
         finally:
             for tp in revoked:

@@ -138,6 +138,40 @@ class TestRoundTrip:
         assert isinstance(create_bus(settings_for(tansu)), KafkaBus)
 
 
+class TestPartitions:
+    async def test_a_stuck_partition_does_not_hold_up_the_others(self, tansu, kafka_names):
+        topic, group = kafka_names.topic(), kafka_names.group()
+        stuck, release = asyncio.Event(), asyncio.Event()
+        handled: list[Message] = []
+
+        async def handler(message: Message) -> None:
+            if message.value == b"slow":
+                stuck.set()
+                await release.wait()
+            handled.append(message)
+
+        bus = make_bus(tansu, topic)
+        bus.subscribe(topic, group, handler)
+        async with running(bus):
+            await bus.publish(topic, "conv-slow", b"slow")
+            await asyncio.wait_for(stuck.wait(), DEADLINE)
+            # Ten conversations over three partitions: some land beside the stuck one.
+            await bus.publish_many(topic, [(f"conv-{i}", f"fast-{i}".encode()) for i in range(10)])
+            try:
+                await eventually(lambda: len(handled) > 0, "a message of another partition")
+            finally:
+                release.set()
+            await eventually(lambda: len(handled) == 11, "every message")
+
+        slow_partition = next(m.partition for m in handled if m.value == b"slow")
+        assert all(
+            m.partition != slow_partition
+            for m in handled[: handled.index(next(m for m in handled if m.value == b"slow"))]
+        )
+        same = [m.value for m in handled if m.partition == slow_partition]
+        assert same[0] == b"slow"  # the stuck partition stayed in order
+
+
 class TestAtLeastOnce:
     async def test_message_not_committed_is_delivered_again_after_restart(self, tansu, kafka_names):
         topic, group = kafka_names.topic(), kafka_names.group()
