@@ -9,10 +9,12 @@ from omniroute.router.conversations.endpoints import router as conversations
 from omniroute.router.keys.endpoints import router as keys
 from omniroute.router.offers.endpoints import router as offers
 from omniroute.router.queues.endpoints import router as queues
+from omniroute.router.webhooks.endpoints import router as webhooks
 
 
 def router_api() -> APIRouter:
     api = APIRouter()
     for part in (agents, offers, conversations, queues, keys):
         api.include_router(part)
+    api.include_router(webhooks)
     return api

@@ -4,4 +4,5 @@ Alembic's env.py imports this module; a new domain with tables adds its `models`
 """
 
 import omniroute.router.models  # noqa: F401
+import omniroute.router.webhooks.models  # noqa: F401
 import omniroute.shared.auth  # noqa: F401  (api_keys)

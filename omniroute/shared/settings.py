@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "placeholder"}
 
+# 5s, 30s, 2m, 10m, 30m, 1h, 2h, 4h, 8h, 8h, 8h: 12 attempts over about 31.7 hours.
+WEBHOOK_RETRY_SCHEDULE = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800, 28800)
+
 
 def _config(prefix: str = "OMNIROUTE_") -> SettingsConfigDict:
     return SettingsConfigDict(env_prefix=prefix, extra="ignore", env_file=None)
@@ -104,6 +107,34 @@ class RouterSettings(BaseSettings):
     long_poll_max_seconds: float = 60.0
     routing_rules_path: Path | None = None
     reopen_window_hours: float = 72.0
+    # Customer notices: brand, templates (a YAML file over the shipped defaults), SLA warning.
+    brand_name: str = "Omniroute"
+    brand_timezone: str = "Europe/Madrid"
+    templates_path: Path | None = None
+    sla_warning_fraction: float = Field(default=0.8, gt=0.0, lt=1.0)
+    notification_interval_seconds: float = Field(default=1.0, gt=0)
+    # Outbound webhooks. Seconds to wait before each retry after a failed attempt (JSON list);
+    # the default spans about 31.7 hours; when it is exhausted the delivery is dead-lettered.
+    webhook_retry_schedule: list[float] = Field(
+        default_factory=lambda: list(WEBHOOK_RETRY_SCHEDULE)
+    )
+    webhook_retry_jitter: float = Field(default=0.1, ge=0.0, le=1.0)  # +/- fraction of a delay
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    webhook_batch_size: int = Field(default=50, gt=0)
+    webhook_concurrency: int = Field(default=10, gt=0)
+    # A claimed delivery whose worker died is taken over after this long (> the timeout).
+    webhook_claim_seconds: float = Field(default=120.0, gt=0)
+    # Event-log ids re-examined behind each endpoint's cursor, for transactions that commit
+    # after later ones (PostgreSQL hands out ids before commit).
+    webhook_fanout_lookback: int = Field(default=1000, ge=0)
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _non_negative_delays(cls, delays: list[float]) -> list[float]:
+        if any(delay < 0 for delay in delays):
+            raise ValueError("OMNIROUTE_WEBHOOK_RETRY_SCHEDULE delays must be >= 0 seconds")
+        return delays
 
 
 class ClassifierSettings(BaseSettings):
