@@ -139,13 +139,16 @@ def _add_channel_routes(router: APIRouter, adapter: ChannelAdapter) -> None:
         else "Needs a bearer key with role ingest."
     )
 
-    async def receive(request: Request) -> JSONResponse:
+    async def receive(request: Request) -> Response:
         settings = _settings(request)
         delivery = await _delivery(request, settings)
         adapter.verify(delivery, settings)
         _require_media_type(request, adapter.content_types)
         contacts = await _parse(adapter, delivery)
         receipts = await _publisher(request).publish(contacts)
+        custom = adapter.reply(contacts)
+        if custom is not None:
+            return custom
         if not signed and len(receipts) == 1:
             return JSONResponse(receipts[0].as_dict(), status_code=success)
         return JSONResponse(_receipts(receipts), status_code=success)

@@ -78,6 +78,7 @@ class Attachment(_Event):
     content_type: ShortText = "application/octet-stream"
     size: int | None = Field(default=None, ge=0)
     url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    provider_id: ShortText | None = None  # the provider's media id (e.g. WhatsApp), to fetch it
 
 
 class TranscriptTurn(_Event):
@@ -227,6 +228,10 @@ class RoutingEventType(StrEnum):
     CONVERSATION_COMPLETED = "conversation.completed"
     SLA_WARNING = "sla.warning"
     SLA_BREACH = "sla.breach"
+    NOTIFICATION_SENT = "notification.sent"  # a message to the customer, for the channel to send
+    FEEDBACK_RECEIVED = "feedback.received"
+    CUSTOMER_MERGED = "customer.merged"
+    CUSTOMER_ERASED = "customer.erased"
 
 
 class RoutingEvent(_Event):

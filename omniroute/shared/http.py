@@ -18,16 +18,30 @@ class BodyLimitMiddleware:
     """Refuse bodies over the limit with 413 before reading them whole.
 
     Pure ASGI (not BaseHTTPMiddleware) so it adds no task per request on the ingest hot path.
+    `path_limits` maps path prefixes to their own limit (raw e-mail is legitimately larger than
+    any API body); the longest matching prefix wins, every other path gets `max_body_bytes`.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, path_limits: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
+        self.default_max_body_bytes = max_body_bytes
         self.max_body_bytes = max_body_bytes
+        # Longest prefix first, so "/v1/channels/email" wins over "/v1/channels".
+        self.path_limits = sorted((path_limits or {}).items(), key=lambda item: -len(item[0]))
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.path_limits:
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return limit
+        return self.default_max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope.get("path", ""))
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
@@ -35,8 +49,8 @@ class BodyLimitMiddleware:
                 except ValueError:
                     await _problem(send, 400, "Bad Request", "invalid Content-Length")
                     return
-                if declared > self.max_body_bytes:
-                    await _problem(send, 413, "Payload Too Large", self._detail())
+                if declared > limit:
+                    await _problem(send, 413, "Payload Too Large", self._detail(limit))
                     return
         received = 0
         response_started = False
@@ -46,7 +60,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     raise _BodyTooLarge
             return message
 
@@ -60,10 +74,10 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not response_started:
-                await _problem(send, 413, "Payload Too Large", self._detail())
+                await _problem(send, 413, "Payload Too Large", self._detail(limit))
 
-    def _detail(self) -> str:
-        return f"the body exceeds the limit of {self.max_body_bytes} bytes"
+    def _detail(self, limit: int) -> str:
+        return f"the body exceeds the limit of {limit} bytes"
 
 
 class _BodyTooLarge(Exception):
@@ -109,11 +123,19 @@ def health_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
     return router
 
 
-def create_app(title: str, *, lifespan: Any = None, max_body_bytes: int | None = None) -> FastAPI:
+def create_app(
+    title: str,
+    *,
+    lifespan: Any = None,
+    max_body_bytes: int | None = None,
+    path_limits: Mapping[str, int] | None = None,
+) -> FastAPI:
     from omniroute import __version__
 
     app = FastAPI(title=title, version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     if max_body_bytes is not None:
-        app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
+        app.add_middleware(
+            BodyLimitMiddleware, max_body_bytes=max_body_bytes, path_limits=path_limits
+        )
     return app

@@ -20,12 +20,22 @@ from omniroute.shared.errors import BadRequest
 class TestRegistry:
     def test_default_channels(self) -> None:
         registry = default_registry()
-        assert sorted(registry.names()) == ["chat", "email", "meta", "phone"]
+        assert sorted(registry.names()) == [
+            "chat",
+            "email",
+            "mailgun",
+            "meta",
+            "phone",
+            "postmark",
+            "sendgrid",
+            "twilio",
+            "x",
+        ]
         assert all(isinstance(adapter, ChannelAdapter) for adapter in registry)
 
-    def test_only_meta_is_signature_authenticated(self) -> None:
+    def test_signature_authenticated_channels(self) -> None:
         signed = [a.name for a in default_registry() if a.authentication == "signature"]
-        assert signed == ["meta"]
+        assert signed == ["meta", "twilio", "x"]
 
     def test_duplicate_names_are_refused(self) -> None:
         with pytest.raises(ValueError, match="already registered"):

@@ -363,9 +363,17 @@ class TestInboundParseForms:
         assert attachment.filename == "SendGrid.jpg"
         assert attachment.content_type == "image/jpeg"
 
-    def test_parsed_mode_is_refused(self, shared_data: Path) -> None:
+    def test_sendgrid_parsed_mode(self, shared_data: Path) -> None:
+        [contact] = self.parse_form(shared_data, "default_data.txt")
+        assert contact.customer.email == "test@example.com"
+        assert contact.customer.name == "Example User"
+        assert contact.subject == "Inbound Parse Test Data"
+        assert contact.text == "Hello Twilio SendGrid!"
+
+    def test_a_form_without_a_message_is_refused(self) -> None:
+        body = b'--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n--b--\r\n'
         with pytest.raises(Unprocessable):
-            self.parse_form(shared_data, "default_data.txt")
+            EmailAdapter().parse(delivery(body, "multipart/form-data; boundary=b"))
 
     def test_wrong_boundary_is_a_bad_request(self, shared_data: Path) -> None:
         body = (shared_data / "webhooks/sendgrid-inbound-parse/raw_data.txt").read_bytes()

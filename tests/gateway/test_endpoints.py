@@ -219,11 +219,19 @@ class TestBadInput:
         )
         assert_problem(response, 415)
 
-    async def test_json_to_the_email_channel_is_415(self, gateway: Gateway) -> None:
+    async def test_plain_text_to_the_email_channel_is_415(self, gateway: Gateway) -> None:
+        response = await gateway.client.post(
+            "/v1/channels/email",
+            content=b"hello",
+            headers={**gateway.auth(), "Content-Type": "text/plain"},
+        )
+        assert_problem(response, 415)
+
+    async def test_json_that_is_not_postmark_is_422(self, gateway: Gateway) -> None:
         response = await gateway.client.post(
             "/v1/channels/email", json=CONTACT, headers=gateway.auth()
         )
-        assert_problem(response, 415)
+        assert_problem(response, 422)
 
     async def test_empty_email_is_400(self, gateway: Gateway) -> None:
         response = await gateway.client.post(
@@ -515,6 +523,9 @@ class _SmsAdapter:
         return None
 
     def handshake(self, delivery, settings):
+        return None
+
+    def reply(self, contacts):
         return None
 
     def parse(self, delivery):

@@ -11,12 +11,31 @@ from __future__ import annotations
 from omniroute.gateway.channels.base import AdapterRegistry, ChannelAdapter, RawDelivery
 from omniroute.gateway.channels.chat import ChatAdapter
 from omniroute.gateway.channels.email import EmailAdapter
+from omniroute.gateway.channels.inbound_parse import (
+    MailgunAdapter,
+    PostmarkAdapter,
+    SendGridAdapter,
+)
 from omniroute.gateway.channels.meta import MetaAdapter
 from omniroute.gateway.channels.phone import PhoneAdapter
+from omniroute.gateway.channels.twilio import TwilioAdapter
+from omniroute.gateway.channels.x import XAdapter
 
 __all__ = ["AdapterRegistry", "ChannelAdapter", "RawDelivery", "default_registry"]
 
 
 def default_registry() -> AdapterRegistry:
     """Every channel the gateway serves; a new channel is one more line here."""
-    return AdapterRegistry([EmailAdapter(), ChatAdapter(), MetaAdapter(), PhoneAdapter()])
+    return AdapterRegistry(
+        [
+            EmailAdapter(),
+            ChatAdapter(),
+            MetaAdapter(),
+            PhoneAdapter(),
+            SendGridAdapter(),
+            MailgunAdapter(),
+            PostmarkAdapter(),
+            TwilioAdapter(),
+            XAdapter(),
+        ]
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -87,6 +88,11 @@ class ChannelAdapter(Protocol):
         """The contacts in the delivery (may be none); BadRequest/Unprocessable if malformed."""
         ...
 
+    def reply(self, contacts: list[InboundContact]) -> Response | None:
+        """The answer the provider expects once the contacts are durable (e.g. Twilio's TwiML);
+        None for the default JSON receipts."""
+        ...
+
 
 class AdapterRegistry:
     """Adapters by name; the endpoints iterate it to generate one route set per channel."""
@@ -158,6 +164,22 @@ def decode_json(body: bytes) -> Any:
         raise BadRequest("the body is not valid UTF-8") from exc
     except (json.JSONDecodeError, RecursionError) as exc:
         raise BadRequest("the body is not valid JSON") from exc
+
+
+def decode_form(body: bytes) -> list[tuple[str, str]]:
+    """An application/x-www-form-urlencoded body as ordered pairs; invalid UTF-8 is a 400."""
+    if body.startswith(b"\xef\xbb\xbf"):
+        body = body[3:]
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest("the form body is not valid UTF-8") from exc
+    try:
+        return urllib.parse.parse_qsl(
+            text, keep_blank_values=True, strict_parsing=False, max_num_fields=2000
+        )
+    except ValueError as exc:
+        raise BadRequest("the form body is malformed or has too many fields") from exc
 
 
 def require_object(value: Any, what: str = "the body") -> dict[str, Any]:

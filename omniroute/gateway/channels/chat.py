@@ -88,6 +88,9 @@ class ChatAdapter:
     def verify(self, delivery: RawDelivery, settings: Settings) -> None:
         return None
 
+    def reply(self, contacts: list[InboundContact]) -> Response | None:
+        return None
+
     def handshake(self, delivery: RawDelivery, settings: Settings) -> Response | None:
         return None
 

@@ -32,8 +32,8 @@ from omniroute.gateway.channels.base import (
     sha256_hex,
     short,
 )
-from omniroute.gateway.channels.replies import latest_reply
-from omniroute.shared.errors import BadRequest, Unprocessable
+from omniroute.gateway.channels.replies import latest_reply, strip_signature
+from omniroute.shared.errors import BadRequest
 from omniroute.shared.events import (
     MAX_TEXT_CHARS,
     Attachment,
@@ -41,6 +41,7 @@ from omniroute.shared.events import (
     CustomerRef,
     InboundContact,
 )
+from omniroute.shared.reference import find_reference
 from omniroute.shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -150,44 +151,37 @@ def parse_message(raw: bytes) -> tuple[EmailMessage, bool]:
 class EmailAdapter:
     name = "email"
     authentication: Authentication = "api_key"
-    content_types = ("message/rfc822", "multipart/form-data")
-    summary = "Ingest one raw e-mail (RFC 822, or an inbound-parse form carrying it)"
+    content_types: tuple[str, ...] = (
+        "message/rfc822",
+        "multipart/form-data",
+        "application/x-www-form-urlencoded",
+        "application/json",
+    )
+    summary = (
+        "Ingest one e-mail: raw RFC 822, or an inbound-parse webhook (SendGrid, Mailgun, "
+        "Postmark; raw or parsed mode)"
+    )
     body_model: type[BaseModel] | None = None
 
     def verify(self, delivery: RawDelivery, settings: Settings) -> None:
+        return None
+
+    def reply(self, contacts: list[InboundContact]) -> Response | None:
         return None
 
     def handshake(self, delivery: RawDelivery, settings: Settings) -> Response | None:
         return None
 
     def parse(self, delivery: RawDelivery) -> list[InboundContact]:
-        raw = delivery.body
-        if delivery.media_type == "multipart/form-data":
-            raw = raw_from_form(delivery.body, delivery.content_type)
-        return [parse_email(raw, received_at=delivery.received_at)]
+        # Imported here: the provider formats are built on parse_email from this module.
+        from omniroute.gateway.channels import inbound_parse
 
-
-# Form fields that carry the full raw message: SendGrid Inbound Parse in raw mode, and Mailgun
-# routes forwarding to a URL ending in "mime". Their "parsed" modes drop headers we thread on.
-RAW_FORM_FIELDS = ("email", "body-mime")
-
-
-def raw_from_form(body: bytes, content_type: str) -> bytes:
-    """The raw message inside an inbound-parse multipart/form-data POST."""
-    # A form is a MIME multipart: the bounded mail parser reads it, given its Content-Type.
-    header = b"Content-Type: " + content_type.encode("ascii", "replace") + b"\r\n\r\n"
-    form, _ = parse_message(header + body)
-    if not form.is_multipart():
-        raise BadRequest("the form-data body has no parts (missing or wrong boundary?)")
-    for part in form.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if isinstance(name, str) and name in RAW_FORM_FIELDS:
-            payload = part.get_payload(decode=True)
-            if isinstance(payload, bytes) and payload.strip():
-                return payload
-    raise Unprocessable(
-        "the form has no raw message field ('email' or 'body-mime'): post the full raw MIME"
-    )
+        media_type = delivery.media_type
+        if media_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            return [inbound_parse.parse_form_delivery(delivery)]
+        if media_type == "application/json":
+            return [inbound_parse.parse_postmark(delivery)]
+        return [parse_email(delivery.body, received_at=delivery.received_at)]
 
 
 def parse_email(raw: bytes, *, received_at: datetime | None = None) -> InboundContact:
@@ -214,12 +208,19 @@ def parse_email(raw: bytes, *, received_at: datetime | None = None) -> InboundCo
     name, address = _sender(message)
     subject = _collapse(_header(message, "subject"))[:2000] or None
     text, quoted = latest_reply(_body_text(message), subject=subject)
+    text, signed = strip_signature(text, sender_name=name, sender_email=address)
     attachments = _attachments(message)
     flag = auto_submitted(message, subject or "", address or "")
     if flag:
         metadata["auto_submitted"] = flag
     if quoted:
         metadata["quoted_text_removed"] = "true"
+    if signed:
+        metadata["signature_removed"] = "true"
+    reference = find_reference(subject or "")
+    if reference and not (references or in_reply_to):
+        # The headers were lost (webmail, a forward, a new message): the subject still threads.
+        metadata["reference"] = reference
     if message_id:
         metadata["message_id"] = short(message_id)
     if in_reply_to:

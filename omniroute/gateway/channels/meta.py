@@ -94,6 +94,9 @@ class MetaAdapter:
             log.info("gateway.meta.bad_signature")
             raise Unauthorized("invalid X-Hub-Signature-256")
 
+    def reply(self, contacts: list[InboundContact]) -> Response | None:
+        return None
+
     def handshake(self, delivery: RawDelivery, settings: Settings) -> Response | None:
         mode = delivery.query.get("hub.mode")
         token = delivery.query.get("hub.verify_token", "")

@@ -128,6 +128,9 @@ class PhoneAdapter:
     def verify(self, delivery: RawDelivery, settings: Settings) -> None:
         return None
 
+    def reply(self, contacts: list[InboundContact]) -> Response | None:
+        return None
+
     def handshake(self, delivery: RawDelivery, settings: Settings) -> Response | None:
         return None
 

@@ -125,3 +125,105 @@ def _trim(lines: list[str]) -> list[str]:
     while lines and not lines[0].strip():
         lines = lines[1:]
     return lines
+
+
+# Signatures: what the customer wrote stops before their sign-off block.
+
+_SIGNATURE_DELIMITER = re.compile(r"^--\s*$")  # RFC 3676's "-- ", and its trimmed form
+_RULE = re.compile(r"^\s*[-_=*~]{4,}\s*$")
+_DEVICE = re.compile(
+    r"^\s*(sent from my|sent from (?:outlook|mail|yahoo|samsung|gmail)|sent with|sent via|"
+    r"get outlook for|enviado desde mi|enviado desde (?:outlook|correo)|obtener outlook para|"
+    r"envoyé de mon|envoyé depuis|gesendet von meinem|von meinem \w+ gesendet|inviato da|"
+    r"enviado do meu)\b",
+    re.IGNORECASE,
+)
+_CLOSING = re.compile(
+    r"^\s*(thanks( again| a lot| in advance)?|thank you( very much| so much)?|many thanks|thx|"
+    r"ty|(best|kind|warm|warmest|many)? ?regards|best( wishes)?|cheers|sincerely|"
+    r"yours( truly| sincerely| faithfully)?|all the best|take care|"
+    r"(un |muchos )?saludos( cordiales)?|muchas gracias|gracias( de antemano)?|atentamente|"
+    r"cordialmente|un abrazo|abrazos|besos|merci( beaucoup)?|cordialement|bien à vous|"
+    r"bien cordialement|(mit )?freundlichen grüßen|viele grüße|(liebe |beste )?grüße|"
+    r"с уважением|спасибо|distinti saluti|cordiali saluti|grazie|obrigad[oa]|atenciosamente)"
+    r"\s*[,.!]*\s*$",
+    re.IGNORECASE,
+)
+_CONTACT_LINE = re.compile(
+    r"@|https?://|www\.|\+?\d[\d ().-]{6,}\d|\b(tel|phone|fax|mobile|m|t|f)\b\.?:"
+)
+_SIGNATURE_WINDOW = 10
+_MAX_SIGNATURE_LINE = 60
+
+
+def strip_signature(
+    text: str, *, sender_name: str | None = None, sender_email: str | None = None
+) -> tuple[str, bool]:
+    """The text without the sender's signature block, and whether one was removed.
+
+    Conservative like `latest_reply`: only the last few lines are considered, and a message that
+    would be left empty is kept whole.
+    """
+    lines = _trim(text.split("\n"))
+    if len(lines) < 2:
+        return text, False
+    cut = _signature_start(lines, _name_tokens(sender_name, sender_email))
+    if cut is None:
+        return text, False
+    kept = _trim(lines[:cut])
+    if not kept:
+        return text, False
+    return "\n".join(kept), True
+
+
+def _signature_start(lines: list[str], names: list[str]) -> int | None:
+    start = max(1, len(lines) - _SIGNATURE_WINDOW * 2)
+    for index in range(start, len(lines)):
+        if _SIGNATURE_DELIMITER.match(lines[index]):
+            return index
+    window = max(1, len(lines) - _SIGNATURE_WINDOW)
+    for index in range(window, len(lines)):
+        if _RULE.match(lines[index]) and _signature_like(lines[index + 1 :]):
+            return index
+    end = len(lines)
+    while end > 1 and (not lines[end - 1].strip() or _DEVICE.match(lines[end - 1])):
+        end -= 1
+    device_cut = end if end < len(lines) else None
+    for index in range(max(1, end - _SIGNATURE_WINDOW), end):
+        line = lines[index].strip()
+        if not line:
+            continue
+        after_break = not lines[index - 1].strip() or _CLOSING.match(line) is not None
+        starts = _CLOSING.match(line) is not None or _is_name(line, names)
+        if starts and after_break and _signature_like(lines[index + 1 : end]):
+            return index
+    return device_cut
+
+
+def _signature_like(lines: list[str]) -> bool:
+    """Short lines, or contact details: a name, a title, a company, a phone, a link."""
+    content = [line.strip() for line in lines if line.strip()]
+    if len(content) > _SIGNATURE_WINDOW:
+        return False
+    return all(
+        len(line) <= _MAX_SIGNATURE_LINE or _CONTACT_LINE.search(line) is not None
+        for line in content
+    ) and not any(line.endswith("?") for line in content)
+
+
+def _name_tokens(name: str | None, email: str | None) -> list[str]:
+    tokens: list[str] = []
+    if name:
+        tokens.extend(token.lower() for token in re.findall(r"\w{2,}", name))
+    if email and "@" in email:
+        local = email.split("@", 1)[0]
+        tokens.extend(token.lower() for token in re.findall(r"[a-zA-Z]{3,}", local))
+    return tokens
+
+
+def _is_name(line: str, names: list[str]) -> bool:
+    """A short line starting with one of the sender's names: their signed name."""
+    if not names or len(line) > 50:
+        return False
+    words = re.findall(r"\w+", line.lower())
+    return bool(words) and words[0] in names
