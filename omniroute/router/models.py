@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -67,6 +69,10 @@ class Customer(Base):
     handle: Mapped[str | None] = mapped_column(String(512))
     language: Mapped[str | None] = mapped_column(String(16))
     tier: Mapped[str | None] = mapped_column(String(32))
+    timezone: Mapped[str | None] = mapped_column(String(64))  # IANA name, e.g. "Europe/Madrid"
+    # What the customer agreed to, e.g. {"surveys": false}; an absent key means not asked.
+    consent: Mapped[dict[str, bool]] = mapped_column(JSON, default=dict, server_default="{}")
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # GDPR erasure tombstone
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -152,6 +158,15 @@ class Conversation(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message_count: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[int] = mapped_column(Integer, default=0)
+    # The number customers quote ("ABCD-1234"), from shared.reference; unique, set at creation.
+    reference: Mapped[str | None] = mapped_column(String(16), index=True, unique=True)
+    # Customer notices owed, claimed by the notification timer with conditional UPDATEs.
+    acknowledge_pending: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    survey_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    sla_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -213,6 +228,8 @@ class Assignment(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     end_reason: Mapped[str | None] = mapped_column(String(32))
+    # When the customer was told who is responsible (claimed by the notification timer).
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ConversationEvent(Base):

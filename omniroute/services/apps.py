@@ -19,6 +19,7 @@ from omniroute.gateway.endpoints import gateway_router
 from omniroute.gateway.ingest import ContactPublisher
 from omniroute.router.api import router_api
 from omniroute.router.consumers import make_route_handler
+from omniroute.router.notifications.timers import install as install_notifications
 from omniroute.router.routing.rules import RoutingRules
 from omniroute.router.runtime import RouterRuntime
 from omniroute.router.webhooks.worker import run_webhooks
@@ -61,6 +62,7 @@ def _checks(database: _Database | None, bus: Bus | None) -> dict[str, ReadinessC
 async def _router_runtime(settings: Settings, database: _Database, bus: Bus) -> RouterRuntime:
     rules = RoutingRules.load(settings.router.routing_rules_path)
     runtime = RouterRuntime(database.sessions, bus, settings.router, rules)
+    install_notifications(runtime)
     runtime.add_background("webhooks", run_webhooks)
     bus.subscribe(topics.CONTACTS_CLASSIFIED, ROUTER_GROUP, make_route_handler(runtime))
     return runtime

@@ -16,6 +16,8 @@ from omniroute.router.conversations.schemas import (
 )
 from omniroute.router.dependencies import AgentOrSupervisor, RuntimeDep
 from omniroute.router.models import Conversation, Queue
+from omniroute.router.notifications.schemas import NotificationRead
+from omniroute.router.notifications.service import notifications_of
 from omniroute.router.queues.service import get_queue, get_queue_by_name
 from omniroute.shared.errors import NotFound
 
@@ -35,6 +37,7 @@ async def get_conversation(
         conversation = await service.get_for(session, principal, conversation_id)
         messages = await service.messages_of(session, conversation_id)
         events = await service.events_of(session, conversation_id)
+        notices = await notifications_of(session, conversation_id)
         queue = await session.get(Queue, conversation.queue_id) if conversation.queue_id else None
     base = _read(conversation, queue)
     return ConversationDetail(
@@ -42,6 +45,7 @@ async def get_conversation(
         classification=messages[-1].classification if messages else None,
         messages=[MessageRead.model_validate(message) for message in messages],
         events=[EventRead.model_validate(event) for event in events],
+        notifications=[NotificationRead.model_validate(notice) for notice in notices],
     )
 
 

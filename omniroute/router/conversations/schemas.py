@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from omniroute.router.notifications.schemas import NotificationRead
+
 
 class MessageRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -60,6 +62,7 @@ class ConversationRead(BaseModel):
     assigned_at: datetime | None
     completed_at: datetime | None
     message_count: int
+    reference: str | None = None
 
 
 class ConversationDetail(ConversationRead):
@@ -68,6 +71,9 @@ class ConversationDetail(ConversationRead):
     )
     messages: list[MessageRead] = Field(default_factory=list)
     events: list[EventRead] = Field(default_factory=list)
+    notifications: list[NotificationRead] = Field(
+        default_factory=list, description="What the customer was told, oldest first"
+    )
 
 
 class TransferRequest(BaseModel):

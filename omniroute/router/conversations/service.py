@@ -29,7 +29,8 @@ from omniroute.router.uow import UnitOfWork
 from omniroute.shared import metrics
 from omniroute.shared.auth import Principal, Role
 from omniroute.shared.errors import Conflict, NotFound
-from omniroute.shared.events import ClassifiedContact, RoutingEventType, utcnow
+from omniroute.shared.events import ClassifiedContact, InboundContact, RoutingEventType, utcnow
+from omniroute.shared.reference import normalise_reference, reference_for
 
 log = structlog.get_logger(__name__)
 
@@ -75,17 +76,21 @@ async def ingest_classified(
     """Store a classified contact exactly once and put its conversation where it belongs."""
     session = uow.session
     inbound = classified.contact
-    if await session.get(Contact, inbound.contact_id) is not None:
-        return IngestOutcome(inbound.contact_id, inbound.conversation_id, True, False)
+    stored = await session.get(Contact, inbound.contact_id)
+    if stored is not None:
+        return IngestOutcome(inbound.contact_id, stored.conversation_id, True, False)
 
     now = utcnow()
     queue_name, rule = rules.queue_for(classified)
     queue = await get_queue_by_name(session, queue_name)
-    customer = await resolve_customer(session, inbound.customer, inbound.channel.value)
+    customer = await resolve_customer(uow, inbound.customer, inbound.channel.value)
     hold = _hold_reason(classified)
     conversation = await session.get(Conversation, inbound.conversation_id)
+    if conversation is None:
+        # Threading headers lost (a new e-mail quoting "[#ABCD-1234]"): join by reference.
+        conversation = await _by_reference(session, inbound.metadata.get("reference"), inbound)
     queued = False
-    conversation_id = inbound.conversation_id
+    conversation_id = conversation.id if conversation is not None else inbound.conversation_id
     contact_data = {"contact_id": str(inbound.contact_id), "channel": inbound.channel.value}
 
     if conversation is None:
@@ -102,6 +107,9 @@ async def ingest_classified(
             enqueued_at=None if hold else now,
             message_count=0,
             version=0,
+            reference=await _free_reference(session, conversation_id),
+            # No acknowledgement for held messages: auto-replies must not start mail loops.
+            acknowledge_pending=hold is None,
         )
         _apply_classification(conversation, classified, queue)
         session.add(conversation)
@@ -133,6 +141,11 @@ async def ingest_classified(
             conversation.agent_id = None
             if not recent:
                 conversation.last_agent_id = None
+            # A new SLA clock, a new acknowledgement; an unsent survey is moot now.
+            conversation.acknowledge_pending = True
+            conversation.survey_pending = False
+            conversation.sla_warned_at = None
+            conversation.sla_breached_at = None
             _apply_classification(conversation, classified, queue)
             uow.record(
                 conversation_id,
@@ -181,6 +194,32 @@ async def ingest_classified(
         uow.needs_dispatch = True
     await session.flush()
     return IngestOutcome(inbound.contact_id, conversation_id, False, queued)
+
+
+async def _by_reference(
+    session: AsyncSession, reference: str | None, inbound: InboundContact
+) -> Conversation | None:
+    """The conversation a quoted reference names, on the same channel (one thread, one channel)."""
+    canonical = normalise_reference(reference)
+    if canonical is None:
+        return None
+    found = await session.scalar(select(Conversation).where(Conversation.reference == canonical))
+    if found is None or found.channel != inbound.channel.value:
+        return None
+    log.info("router.contact.threaded_by_reference", conversation_id=str(found.id))
+    return found
+
+
+async def _free_reference(session: AsyncSession, conversation_id: uuid.UUID) -> str | None:
+    """The conversation's reference, unless another id shares its 40 bits (then none)."""
+    reference = reference_for(conversation_id)
+    taken = await session.scalar(
+        select(Conversation.id).where(Conversation.reference == reference).limit(1)
+    )
+    if taken is not None:
+        log.warning("router.conversation.reference_collision", conversation_id=str(conversation_id))
+        return None
+    return reference
 
 
 def visible_to(
@@ -271,6 +310,9 @@ async def complete(
     now = utcnow()
     released = await _end_work(uow, conversation, "completed", now)
     conversation.last_agent_id = released or conversation.agent_id
+    # A survey follows real work only: not a held auto-reply or spam closed by a supervisor.
+    conversation.survey_pending = conversation.status != ConversationStatus.HELD.value
+    conversation.acknowledge_pending = False
     conversation.status = ConversationStatus.COMPLETED.value
     conversation.agent_id = None
     conversation.completed_at = now

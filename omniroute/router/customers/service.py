@@ -1,21 +1,43 @@
-"""Resolving who wrote: every identity the channel gives points at one customer."""
+"""Who wrote: every identity a channel gives points at one customer; merging two customers found
+to be one person; reading a customer with their history on every channel."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import uuid
+from collections.abc import Iterable
+
+import structlog
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omniroute.router.models import Customer, CustomerIdentity
-from omniroute.shared.events import CustomerRef
+from omniroute.router.customers.models import CustomerMerge
+from omniroute.router.models import Conversation, ConversationStatus, Customer, CustomerIdentity
+from omniroute.router.notifications.models import Feedback, Notification
+from omniroute.router.uow import UnitOfWork
+from omniroute.shared.auth import Principal, Role
+from omniroute.shared.errors import BadRequest, Conflict, NotFound
+from omniroute.shared.events import CustomerRef, RoutingEventType
 from omniroute.shared.identity import normalise_email, normalise_handle, normalise_phone
+
+log = structlog.get_logger(__name__)
+
+# Provider ids that are international phone numbers without the "+" (WhatsApp's wa_id).
+PHONE_PROVIDER_IDS = frozenset({"wa_id"})
+PROFILE_FIELDS = ("name", "email", "phone", "handle", "language", "tier", "timezone")
 
 
 def identities_of(ref: CustomerRef, channel: str) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     if email := normalise_email(ref.email):
         found.append(("email", email))
-    if phone := normalise_phone(ref.phone):
-        found.append(("phone", phone))
+    phones = [normalise_phone(ref.phone)] + [
+        normalise_phone("+" + value.strip().lstrip("+"))
+        for kind, value in sorted(ref.provider_ids.items())
+        if kind in PHONE_PROVIDER_IDS
+    ]
+    for phone in phones:
+        if phone and ("phone", phone) not in found:
+            found.append(("phone", phone))
     if handle := normalise_handle(ref.handle):
         found.append((f"handle:{channel}", handle))
     for provider, value in sorted(ref.provider_ids.items()):
@@ -23,15 +45,30 @@ def identities_of(ref: CustomerRef, channel: str) -> list[tuple[str, str]]:
     return found
 
 
-async def resolve_customer(
-    session: AsyncSession, ref: CustomerRef, channel: str
-) -> Customer | None:
-    """Find the customer by any identity, or create one; learn the identities not yet known."""
+def _richness(customer: Customer) -> int:
+    return sum(getattr(customer, name) is not None for name in PROFILE_FIELDS)
+
+
+def _learn(customer: Customer, ref: CustomerRef) -> None:
+    customer.name = customer.name or ref.name
+    customer.email = customer.email or normalise_email(ref.email)
+    customer.phone = customer.phone or normalise_phone(ref.phone)
+    customer.handle = customer.handle or ref.handle
+    customer.language = customer.language or ref.language
+    customer.tier = ref.tier or customer.tier
+
+
+async def resolve_customer(uow: UnitOfWork, ref: CustomerRef, channel: str) -> Customer | None:
+    """Find the customer by any identity, or create one; learn the identities not yet known.
+
+    When one contact carries identities of two known customers (an e-mail and a phone number
+    recorded separately), it proves they are one person: they are merged into the oldest.
+    """
+    session = uow.session
     identities = identities_of(ref, channel)
     if not identities:
         return None
-    customer: Customer | None = None
-    known: set[tuple[str, str]] = set()
+    rows: list[CustomerIdentity] = []
     for kind, value in identities:
         row = await session.scalar(
             select(CustomerIdentity).where(
@@ -39,29 +76,207 @@ async def resolve_customer(
             )
         )
         if row is not None:
-            known.add((kind, value))
-            if customer is None:
-                customer = await session.get(Customer, row.customer_id)
-    if customer is None:
+            rows.append(row)
+    known = {(row.kind, row.value) for row in rows}
+    owners: list[Customer] = []
+    for customer_id in dict.fromkeys(row.customer_id for row in rows):
+        owner = await session.get(Customer, customer_id)
+        if owner is not None:
+            owners.append(owner)
+    customer: Customer | None = None
+    if owners:
+        owners.sort(key=lambda c: (c.created_at, str(c.id)))
+        customer = owners[0]
+        for other in owners[1:]:
+            await merge_customers(uow, customer, other, actor="system", reason="shared identity")
+        _learn(customer, ref)
+    else:
         customer = Customer(
             name=ref.name,
             email=normalise_email(ref.email),
-            phone=normalise_phone(ref.phone),
+            phone=next((value for kind, value in identities if kind == "phone"), None),
             handle=ref.handle,
             language=ref.language,
             tier=ref.tier,
+            consent={},
         )
         session.add(customer)
         await session.flush()
-    else:
-        customer.name = customer.name or ref.name
-        customer.email = customer.email or normalise_email(ref.email)
-        customer.phone = customer.phone or normalise_phone(ref.phone)
-        customer.handle = customer.handle or ref.handle
-        customer.language = customer.language or ref.language
-        customer.tier = ref.tier or customer.tier
     for kind, value in identities:
         if (kind, value) not in known:
             session.add(CustomerIdentity(customer_id=customer.id, kind=kind, value=value))
+            known.add((kind, value))
     await session.flush()
     return customer
+
+
+async def merge_customers(
+    uow: UnitOfWork,
+    keep: Customer,
+    other: Customer,
+    *,
+    actor: str,
+    reason: str = "supervisor",
+) -> CustomerMerge:
+    """Fold `other` into `keep`: identities, conversations and answers move; the richer profile
+    wins field by field; a withdrawn consent stays withdrawn; `other` is deleted."""
+    if keep.id == other.id:
+        raise BadRequest("a customer cannot be merged with itself")
+    if keep.erased_at is not None or other.erased_at is not None:
+        raise Conflict("an erased customer cannot be merged")
+    session = uow.session
+    richer, poorer = (keep, other) if _richness(keep) >= _richness(other) else (other, keep)
+    profile = {
+        name: getattr(richer, name) if getattr(richer, name) is not None else getattr(poorer, name)
+        for name in PROFILE_FIELDS
+    }
+    consent = dict(poorer.consent or {})
+    for key, given in (richer.consent or {}).items():
+        consent[key] = bool(given) and consent.get(key, True) is not False
+    for key, given in (poorer.consent or {}).items():
+        if given is False:
+            consent[key] = False
+    moved_identities = await session.execute(
+        update(CustomerIdentity)
+        .where(CustomerIdentity.customer_id == other.id)
+        .values(customer_id=keep.id)
+        .execution_options(synchronize_session=False)
+    )
+    moved = list(
+        await session.scalars(select(Conversation.id).where(Conversation.customer_id == other.id))
+    )
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.customer_id == other.id)
+        .values(customer_id=keep.id)
+        .execution_options(synchronize_session=False)
+    )
+    for model in (Notification, Feedback):
+        await session.execute(
+            update(model)
+            .where(model.customer_id == other.id)
+            .values(customer_id=keep.id)
+            .execution_options(synchronize_session=False)
+        )
+    # Identities are unique, so `other`'s values must leave it before `keep` takes them.
+    await session.flush()
+    await session.delete(other)
+    await session.flush()
+    for name, value in profile.items():
+        setattr(keep, name, value)
+    keep.consent = consent
+    record = CustomerMerge(
+        customer_id=keep.id,
+        merged_id=other.id,
+        actor=actor,
+        reason=reason,
+        identities_moved=int(moved_identities.rowcount or 0),  # type: ignore[attr-defined]
+        conversations_moved=len(moved),
+    )
+    session.add(record)
+    for conversation_id in moved:
+        uow.record(
+            conversation_id,
+            RoutingEventType.CUSTOMER_MERGED,
+            {"customer_id": str(keep.id), "merged_id": str(other.id), "reason": reason},
+            actor=actor,
+        )
+    await session.flush()
+    log.info(
+        "router.customer.merged",
+        customer_id=str(keep.id),
+        merged_id=str(other.id),
+        reason=reason,
+        conversations=len(moved),
+    )
+    return record
+
+
+async def get_customer(session: AsyncSession, customer_id: uuid.UUID) -> Customer:
+    customer = await session.get(Customer, customer_id)
+    if customer is None or customer.erased_at is not None:
+        raise NotFound("no such customer")
+    return customer
+
+
+async def readable_customer(
+    session: AsyncSession, principal: Principal, customer_id: uuid.UUID
+) -> Customer:
+    """Supervisors read any customer; an agent only the customer of a conversation it holds."""
+    customer = await get_customer(session, customer_id)
+    if principal.role in (Role.SUPERVISOR, Role.ADMIN):
+        return customer
+    if principal.role is Role.AGENT and principal.agent_id is not None:
+        held = await session.scalar(
+            select(Conversation.id)
+            .where(
+                Conversation.customer_id == customer.id,
+                Conversation.agent_id == principal.agent_id,
+                Conversation.status == ConversationStatus.ASSIGNED.value,
+            )
+            .limit(1)
+        )
+        if held is not None:
+            return customer
+    raise NotFound("no such customer")
+
+
+async def identities_for(session: AsyncSession, customer_id: uuid.UUID) -> list[CustomerIdentity]:
+    rows = await session.scalars(
+        select(CustomerIdentity)
+        .where(CustomerIdentity.customer_id == customer_id)
+        .order_by(CustomerIdentity.kind, CustomerIdentity.value)
+    )
+    return list(rows.all())
+
+
+async def history_of(session: AsyncSession, customer_id: uuid.UUID) -> list[Conversation]:
+    rows = await session.scalars(
+        select(Conversation)
+        .where(Conversation.customer_id == customer_id)
+        .order_by(Conversation.first_received_at.desc())
+    )
+    return list(rows.all())
+
+
+def lookup_keys(
+    *, email: str | None, phone: str | None, handle: str | None, channel: str | None
+) -> list[tuple[str | None, str]]:
+    """The identity (kind, value) pairs a query names, normalised as ingestion does.
+
+    A handle without a channel matches that handle on every channel (kind None)."""
+    given = [value for value in (email, phone, handle) if value]
+    if len(given) != 1:
+        raise BadRequest("give exactly one of email, phone or handle")
+    if email:
+        value = normalise_email(email)
+        if value is None:
+            raise BadRequest("not an e-mail address")
+        return [("email", value)]
+    if phone:
+        number = normalise_phone(phone)
+        if number is None:
+            raise BadRequest("not a phone number")
+        return [("phone", number)]
+    name = normalise_handle(handle)
+    if name is None:
+        raise BadRequest("not a handle")
+    return [(f"handle:{channel}" if channel else None, name)]
+
+
+async def find_customers(
+    session: AsyncSession, keys: Iterable[tuple[str | None, str]]
+) -> list[Customer]:
+    found: dict[uuid.UUID, Customer] = {}
+    for kind, value in keys:
+        query = select(CustomerIdentity.customer_id).where(CustomerIdentity.value == value)
+        query = (
+            query.where(CustomerIdentity.kind == kind)
+            if kind
+            else query.where(CustomerIdentity.kind.like("handle:%"))
+        )
+        for customer_id in (await session.scalars(query)).all():
+            customer = await session.get(Customer, customer_id)
+            if customer is not None and customer.erased_at is None:
+                found[customer.id] = customer
+    return sorted(found.values(), key=lambda c: c.created_at)

@@ -7,10 +7,24 @@ import uuid
 from fastapi import APIRouter, status
 
 from omniroute.router.dependencies import AgentOrSupervisor, RuntimeDep, Supervisor
+from omniroute.router.notifications.service import FeedbackStats, feedback_stats
 from omniroute.router.queues import service
-from omniroute.router.queues.schemas import QueueCreate, QueueRead, QueueStatsRead
+from omniroute.router.queues.schemas import (
+    OverallStatsRead,
+    QueueCreate,
+    QueueRead,
+    QueueStatsRead,
+    SatisfactionRead,
+)
 
 router = APIRouter(prefix="/v1/queues", tags=["queues"])
+stats_router = APIRouter(prefix="/v1/stats", tags=["queues"])
+
+
+def _satisfaction(stats: FeedbackStats) -> SatisfactionRead:
+    return SatisfactionRead(
+        responses=stats.responses, csat_average=stats.csat_average, nps_score=stats.nps_score
+    )
 
 
 @router.get("", summary="List queues")
@@ -36,6 +50,7 @@ async def queue_stats(
     async with runtime.sessions() as session:
         queue = await service.get_queue(session, queue_id)
         stats = await service.queue_stats(session, queue)
+        satisfaction = await feedback_stats(session, queue.id)
     return QueueStatsRead(
         queue_id=queue.id,
         name=queue.name,
@@ -44,4 +59,19 @@ async def queue_stats(
         assigned=stats.assigned,
         longest_wait_seconds=stats.longest_wait_seconds,
         agents_available=stats.agents_available,
+        satisfaction=_satisfaction(satisfaction),
+    )
+
+
+@stats_router.get("", summary="Across all queues: conversations, SLA, notices, satisfaction")
+async def overall_stats(runtime: RuntimeDep, _: Supervisor) -> OverallStatsRead:
+    async with runtime.sessions() as session:
+        stats = await service.overall_stats(session)
+        satisfaction = await feedback_stats(session)
+    return OverallStatsRead(
+        conversations=stats.conversations,
+        sla_warnings=stats.sla_warnings,
+        sla_breaches=stats.sla_breaches,
+        notifications=stats.notifications,
+        satisfaction=_satisfaction(satisfaction),
     )

@@ -24,6 +24,14 @@ class QueueRead(BaseModel):
     created_at: datetime
 
 
+class SatisfactionRead(BaseModel):
+    """Survey answers: CSAT average (1-5) and NPS (% promoters 9-10 minus % detractors 0-6)."""
+
+    responses: int
+    csat_average: float | None
+    nps_score: float | None
+
+
 class QueueStatsRead(BaseModel):
     queue_id: uuid.UUID
     name: str
@@ -32,3 +40,12 @@ class QueueStatsRead(BaseModel):
     assigned: int
     longest_wait_seconds: float
     agents_available: int
+    satisfaction: SatisfactionRead
+
+
+class OverallStatsRead(BaseModel):
+    conversations: dict[str, int] = Field(description="Conversations by status")
+    sla_warnings: int
+    sla_breaches: int
+    notifications: dict[str, int] = Field(description="Notices produced, by kind")
+    satisfaction: SatisfactionRead

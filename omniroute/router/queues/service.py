@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omniroute.router.models import Agent, AgentStatus, Conversation, ConversationStatus, Queue
+from omniroute.router.notifications.models import Notification
 from omniroute.router.routing.rules import QueueSpec
 from omniroute.shared.errors import Conflict, NotFound
 from omniroute.shared.events import utcnow
@@ -105,4 +106,35 @@ async def queue_stats(
         assigned=int(counts.get(ConversationStatus.ASSIGNED.value, 0)),
         longest_wait_seconds=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
         agents_available=sum(1 for agent in agents if agent_serves(agent, queue)),
+    )
+
+
+@dataclass(frozen=True)
+class OverallStats:
+    conversations: dict[str, int]
+    sla_warnings: int
+    sla_breaches: int
+    notifications: dict[str, int]
+
+
+async def overall_stats(session: AsyncSession) -> OverallStats:
+    by_status = (
+        await session.execute(
+            select(Conversation.status, func.count()).group_by(Conversation.status)
+        )
+    ).all()
+    warned = await session.scalar(
+        select(func.count()).where(Conversation.sla_warned_at.is_not(None))
+    )
+    breached = await session.scalar(
+        select(func.count()).where(Conversation.sla_breached_at.is_not(None))
+    )
+    by_kind = (
+        await session.execute(select(Notification.kind, func.count()).group_by(Notification.kind))
+    ).all()
+    return OverallStats(
+        conversations={status: int(count) for status, count in by_status},
+        sla_warnings=int(warned or 0),
+        sla_breaches=int(breached or 0),
+        notifications={kind: int(count) for kind, count in by_kind},
     )

@@ -1,0 +1,1 @@
+"""Keeping the customer informed: acknowledgements, who is responsible, delays, surveys."""

@@ -1,0 +1,435 @@
+"""Customer notices, produced by one timer from work recorded with the routing state.
+
+Ingestion marks a conversation `acknowledge_pending`, completion marks it `survey_pending`, an
+accepted offer leaves an assignment with no `notified_at`, and the SLA clock runs on
+`first_response_due`. Each timer pass claims that work with conditional UPDATEs checked by row
+count, so any number of router replicas produce each notice exactly once, in the same
+transaction as the notification row and its routing event (rolled back together on failure).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from sqlalchemy import case, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from omniroute.router.models import (
+    Agent,
+    Assignment,
+    Conversation,
+    ConversationStatus,
+    Customer,
+    CustomerIdentity,
+)
+from omniroute.router.notifications.models import Feedback, Notification, NotificationKind
+from omniroute.router.notifications.templates import (
+    Templates,
+    base_language,
+    format_due,
+    greeting,
+    render,
+    zone,
+)
+from omniroute.router.uow import UnitOfWork
+from omniroute.shared.errors import Conflict, NotFound
+from omniroute.shared.events import RoutingEventType, utcnow
+from omniroute.shared.settings import RouterSettings
+
+log = structlog.get_logger(__name__)
+
+BATCH = 200
+SLA_STATUSES = (ConversationStatus.WAITING.value, ConversationStatus.OFFERED.value)
+PHONE_CHANNELS = frozenset({"sms", "whatsapp", "phone"})
+ESCALATION_STEP = 20
+
+
+@dataclass(frozen=True)
+class PassResult:
+    acknowledgements: int = 0
+    assigned: int = 0
+    warnings: int = 0
+    breaches: int = 0
+    surveys: int = 0
+
+
+def _claimed(result: object) -> bool:
+    return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
+class Notifier:
+    """Renders and records notices; `run_once` is one pass of the timer."""
+
+    def __init__(self, settings: RouterSettings, templates: Templates | None = None) -> None:
+        self.settings = settings
+        self.templates = templates or Templates.load(settings.templates_path)
+
+    async def run_once(self, uow: UnitOfWork, now: datetime | None = None) -> PassResult:
+        now = now or utcnow()
+        acknowledgements = await self._acknowledgements(uow, now)
+        assigned = await self._assignments(uow, now)
+        warnings, breaches = await self._sla(uow, now)
+        surveys = await self._surveys(uow, now)
+        return PassResult(acknowledgements, assigned, warnings, breaches, surveys)
+
+    async def _acknowledgements(self, uow: UnitOfWork, now: datetime) -> int:
+        session = uow.session
+        due = (
+            await session.scalars(
+                select(Conversation).where(Conversation.acknowledge_pending.is_(True)).limit(BATCH)
+            )
+        ).all()
+        made = 0
+        for conversation in due:
+            claim = await session.execute(
+                update(Conversation)
+                .where(
+                    Conversation.id == conversation.id, Conversation.acknowledge_pending.is_(True)
+                )
+                .values(acknowledge_pending=False)
+                .execution_options(synchronize_session=False)
+            )
+            if not _claimed(claim):
+                continue
+            await self.notify(uow, conversation, NotificationKind.ACKNOWLEDGEMENT, now)
+            made += 1
+        return made
+
+    async def _assignments(self, uow: UnitOfWork, now: datetime) -> int:
+        session = uow.session
+        due = (
+            await session.scalars(
+                select(Assignment).where(Assignment.notified_at.is_(None)).limit(BATCH)
+            )
+        ).all()
+        made = 0
+        for assignment in due:
+            claim = await session.execute(
+                update(Assignment)
+                .where(Assignment.id == assignment.id, Assignment.notified_at.is_(None))
+                .values(notified_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if not _claimed(claim) or assignment.ended_at is not None:
+                continue  # already told, or over before we could tell
+            conversation = await session.get(Conversation, assignment.conversation_id)
+            agent = await session.get(Agent, assignment.agent_id)
+            if conversation is None or agent is None:
+                continue
+            await self.notify(uow, conversation, NotificationKind.ASSIGNED, now, agent=agent)
+            made += 1
+        return made
+
+    async def _sla(self, uow: UnitOfWork, now: datetime) -> tuple[int, int]:
+        """An honest delay notice once the configured share of the time is used; escalation at
+        the deadline. Only while the customer is still waiting for an agent."""
+        session = uow.session
+        fraction = self.settings.sla_warning_fraction
+        candidates = (
+            await session.scalars(
+                select(Conversation)
+                .where(
+                    Conversation.status.in_(SLA_STATUSES),
+                    Conversation.first_response_due.is_not(None),
+                    Conversation.sla_breached_at.is_(None),
+                )
+                .order_by(Conversation.first_response_due)
+                .limit(BATCH)
+            )
+        ).all()
+        warnings = breaches = 0
+        for conversation in candidates:
+            due = conversation.first_response_due
+            assert due is not None
+            start = conversation.enqueued_at or conversation.first_received_at
+            warn_at = start + (due - start) * fraction
+            if conversation.sla_warned_at is None and now >= warn_at:
+                claim = await session.execute(
+                    update(Conversation)
+                    .where(
+                        Conversation.id == conversation.id,
+                        Conversation.sla_warned_at.is_(None),
+                        Conversation.status.in_(SLA_STATUSES),
+                    )
+                    .values(sla_warned_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                if _claimed(claim):
+                    uow.record(
+                        conversation.id,
+                        RoutingEventType.SLA_WARNING,
+                        {"first_response_due": due.isoformat(), "fraction_used": fraction},
+                    )
+                    await self.notify(uow, conversation, NotificationKind.DELAY, now)
+                    warnings += 1
+            if now >= due and await self._breach(uow, conversation, now):
+                breaches += 1
+        return warnings, breaches
+
+    async def _breach(self, uow: UnitOfWork, conversation: Conversation, now: datetime) -> bool:
+        session = uow.session
+        raised = case(
+            (Conversation.priority_score + ESCALATION_STEP > 100, 100),
+            else_=Conversation.priority_score + ESCALATION_STEP,
+        )
+        level = case(
+            (Conversation.priority_level.in_(("P1", "P2")), "P1"),
+            (Conversation.priority_level == "P3", "P2"),
+            else_="P3",
+        )
+        claim = await session.execute(
+            update(Conversation)
+            .where(
+                Conversation.id == conversation.id,
+                Conversation.sla_breached_at.is_(None),
+                Conversation.status.in_(SLA_STATUSES),
+            )
+            .values(
+                sla_breached_at=now,
+                priority_score=raised,
+                priority_level=level,
+                version=Conversation.version + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if not _claimed(claim):
+            return False
+        previous = (conversation.priority_level, conversation.priority_score)
+        await session.refresh(conversation)
+        due = conversation.first_response_due
+        uow.record(
+            conversation.id,
+            RoutingEventType.SLA_BREACH,
+            {"first_response_due": due.isoformat() if due else None},
+        )
+        uow.record(
+            conversation.id,
+            RoutingEventType.CONVERSATION_ESCALATED,
+            {
+                "reason": "sla_breach",
+                "priority_from": previous[0],
+                "priority_to": conversation.priority_level,
+                "score_from": previous[1],
+                "score_to": conversation.priority_score,
+            },
+        )
+        uow.needs_dispatch = True
+        log.info("router.sla.breached", conversation_id=str(conversation.id))
+        return True
+
+    async def _surveys(self, uow: UnitOfWork, now: datetime) -> int:
+        session = uow.session
+        due = (
+            await session.scalars(
+                select(Conversation).where(Conversation.survey_pending.is_(True)).limit(BATCH)
+            )
+        ).all()
+        made = 0
+        for conversation in due:
+            claim = await session.execute(
+                update(Conversation)
+                .where(
+                    Conversation.id == conversation.id,
+                    Conversation.survey_pending.is_(True),
+                    Conversation.status == ConversationStatus.COMPLETED.value,
+                )
+                .values(survey_pending=False)
+                .execution_options(synchronize_session=False)
+            )
+            if not _claimed(claim):
+                continue
+            customer = await _customer(session, conversation)
+            if customer is not None and (customer.consent or {}).get("surveys") is False:
+                continue
+            await self.notify(uow, conversation, NotificationKind.SURVEY, now)
+            made += 1
+        return made
+
+    async def notify(
+        self,
+        uow: UnitOfWork,
+        conversation: Conversation,
+        kind: NotificationKind,
+        now: datetime,
+        *,
+        agent: Agent | None = None,
+    ) -> Notification:
+        """Render a notice for the conversation's customer and record it (row + routing event)."""
+        session = uow.session
+        customer = await _customer(session, conversation)
+        wanted = base_language((customer.language if customer else None) or conversation.language)
+        template, language = self.templates.find(kind.value, conversation.channel, wanted)
+        tz = zone(customer.timezone if customer else None, self.settings.brand_timezone)
+        due = conversation.first_response_due
+        subject, text = render(
+            template,
+            {
+                "greeting": greeting(now, language, tz),
+                "brand": self.settings.brand_name,
+                "reference": conversation.reference or str(conversation.id)[:8].upper(),
+                "due": format_due(due, language, tz) if due else "",
+                "agent": _first_name(agent.name) if agent else "",
+            },
+        )
+        recipient = await _recipient(session, conversation, customer)
+        notification = Notification(
+            conversation_id=conversation.id,
+            customer_id=customer.id if customer else None,
+            kind=kind.value,
+            channel=conversation.channel,
+            language=language,
+            recipient=recipient,
+            subject=subject,
+            text=text,
+            created_at=now,
+        )
+        session.add(notification)
+        await session.flush()
+        uow.record(
+            conversation.id,
+            RoutingEventType.NOTIFICATION_SENT,
+            {
+                "notification_id": str(notification.id),
+                "kind": kind.value,
+                "channel": conversation.channel,
+                "language": language,
+                "recipient": recipient,
+                "thread": conversation.conversation_key,
+                "reference": conversation.reference,
+                "subject": subject,
+                "text": text,
+            },
+        )
+        log.info(
+            "router.notification.created",
+            conversation_id=str(conversation.id),
+            kind=kind.value,
+            language=language,
+        )
+        return notification
+
+
+def _first_name(name: str) -> str:
+    return name.strip().split()[0] if name.strip() else name
+
+
+async def _customer(session: AsyncSession, conversation: Conversation) -> Customer | None:
+    if conversation.customer_id is None:
+        return None
+    customer = await session.get(Customer, conversation.customer_id)
+    return customer if customer is not None and customer.erased_at is None else None
+
+
+async def _recipient(
+    session: AsyncSession, conversation: Conversation, customer: Customer | None
+) -> str | None:
+    """Where the channel should send it: the e-mail address or phone number we know; None means
+    a reply in the conversation's thread (chat sessions, social DMs and comments)."""
+    if customer is None:
+        return None
+    if conversation.channel in PHONE_CHANNELS:
+        kinds = ["phone"]
+    elif conversation.channel in ("email", "chat", "api"):
+        kinds = ["email"]
+    else:
+        return None
+    identity = await session.scalar(
+        select(CustomerIdentity)
+        .where(CustomerIdentity.customer_id == customer.id, CustomerIdentity.kind.in_(kinds))
+        .order_by(CustomerIdentity.id)
+        .limit(1)
+    )
+    return f"{identity.kind}:{identity.value}" if identity else None
+
+
+async def notifications_of(session: AsyncSession, conversation_id: uuid.UUID) -> list[Notification]:
+    rows = await session.scalars(
+        select(Notification)
+        .where(Notification.conversation_id == conversation_id)
+        .order_by(Notification.created_at, Notification.id)
+    )
+    return list(rows.all())
+
+
+@dataclass(frozen=True)
+class FeedbackStats:
+    responses: int
+    csat_average: float | None
+    nps_score: float | None  # % promoters (9-10) minus % detractors (0-6), -100..100
+
+
+async def feedback_stats(session: AsyncSession, queue_id: uuid.UUID | None = None) -> FeedbackStats:
+    query = select(
+        func.count(Feedback.id),
+        func.avg(Feedback.csat),
+        func.count(Feedback.nps),
+        func.sum(case((Feedback.nps >= 9, 1), else_=0)),
+        func.sum(case((Feedback.nps <= 6, 1), else_=0)),
+    )
+    if queue_id is not None:
+        query = query.where(Feedback.queue_id == queue_id)
+    responses, csat, nps_count, promoters, detractors = (await session.execute(query)).one()
+    nps = (
+        round(100.0 * (int(promoters or 0) - int(detractors or 0)) / int(nps_count), 1)
+        if nps_count
+        else None
+    )
+    return FeedbackStats(
+        responses=int(responses or 0),
+        csat_average=round(float(csat), 2) if csat is not None else None,
+        nps_score=nps,
+    )
+
+
+async def record_feedback(
+    uow: UnitOfWork,
+    conversation_id: uuid.UUID,
+    *,
+    csat: int | None,
+    nps: int | None,
+    comment: str | None,
+) -> tuple[Feedback, bool]:
+    """Store the customer's answer to the survey; returns it and whether it is new.
+
+    The first answer counts. The same answer relayed again (a retried webhook) is accepted
+    unchanged; a different second answer is a conflict."""
+    session = uow.session
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise NotFound("no such conversation")
+    existing = await session.scalar(
+        select(Feedback).where(Feedback.conversation_id == conversation_id)
+    )
+    if existing is not None:
+        if (existing.csat, existing.nps, existing.comment) == (csat, nps, comment):
+            return existing, False
+        raise Conflict("this conversation's survey was already answered")
+    if conversation.status != ConversationStatus.COMPLETED.value:
+        raise Conflict("the survey opens when the conversation is completed")
+    assignment_agent = await session.scalar(
+        select(Assignment.agent_id)
+        .where(Assignment.conversation_id == conversation_id)
+        .order_by(Assignment.started_at.desc())
+        .limit(1)
+    )
+    feedback = Feedback(
+        conversation_id=conversation_id,
+        customer_id=conversation.customer_id,
+        queue_id=conversation.queue_id,
+        agent_id=assignment_agent or conversation.last_agent_id,
+        channel=conversation.channel,
+        csat=csat,
+        nps=nps,
+        comment=comment,
+    )
+    session.add(feedback)
+    await session.flush()
+    uow.record(
+        conversation_id,
+        RoutingEventType.FEEDBACK_RECEIVED,
+        {"csat": csat, "nps": nps, "has_comment": bool(comment)},
+    )
+    return feedback, True
