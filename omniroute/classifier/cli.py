@@ -5,25 +5,25 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
 import structlog
 import typer
 
-from omniroute.classifier.model import ModelError, Progress, load_model, train_model
+from omniroute.classifier.model import ModelError, load_model, train_model, training_steps
 from omniroute.classifier.training import DatasetError, Evaluation, evaluate, load_dataset
 from omniroute.shared.settings import ClassifierSettings
 
 app = typer.Typer(help="Train and evaluate the category model.", no_args_is_help=True)
 
 
-@app.callback()
-def _main() -> None:
-    """Train and evaluate the category model."""
-    # Logs go to stderr so that `eval --json` prints exactly one JSON object on stdout. The
-    # process's own stderr, not a stream a test runner may swap in and close.
+def _logs_to_stderr() -> None:
+    """Keep stdout for results, so `eval --json` prints exactly one JSON object.
+
+    The process's own stderr, not a stream a test runner may swap in and close. Called by each
+    command because the project CLI mounts the commands without this app's callback.
+    """
     if not structlog.is_configured():
         structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.__stderr__))
 
@@ -38,15 +38,6 @@ SplitOpt = Annotated[
 ]
 
 
-def _progress(label: str) -> Progress:
-    from tqdm import tqdm
-
-    def wrap(items: Iterable[str]) -> Iterable[str]:
-        return tqdm(items, desc=label, unit="rows", leave=False)
-
-    return wrap
-
-
 @app.command()
 def train(
     data: DataOpt,
@@ -58,18 +49,16 @@ def train(
     min_df: Annotated[int, typer.Option("--min-df", help="drop n-grams rarer than this")] = 1,
 ) -> None:
     """Train a model on labelled rows; rows labelled `unknown` or `oos` are never predicted."""
+    _logs_to_stderr()
     try:
         dataset = load_dataset(data, text_col=text_col, label_col=label_col, split=split)
     except DatasetError as exc:
         raise typer.BadParameter(str(exc), param_hint="--data") from exc
+    from tqdm import tqdm
+
     started = time.perf_counter()
-    model = train_model(
-        dataset.texts,
-        dataset.labels,
-        c=c,
-        min_df=min_df,
-        progress=_progress("features"),
-    )
+    with tqdm(total=training_steps(len(dataset)), unit="row", leave=False) as bar:
+        model = train_model(dataset.texts, dataset.labels, c=c, min_df=min_df, progress=bar)
     model.save(out)
     typer.echo(
         f"trained {model.model_id} on {model.meta['train_rows']} rows, "
@@ -92,6 +81,7 @@ def evaluate_command(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Accuracy, macro-F1 and a per-class table; abstaining on `unknown` rows counts as right."""
+    _logs_to_stderr()
     try:
         dataset = load_dataset(data, text_col=text_col, label_col=label_col, split=split)
     except DatasetError as exc:

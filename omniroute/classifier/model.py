@@ -8,17 +8,17 @@ scikit-learn is needed to train, never to predict.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 import structlog
 
-from omniroute.classifier.features import Vectoriser, extract
+from omniroute.classifier.features import Grams, Vectoriser, extract
 from omniroute.classifier.taxonomy import UNKNOWN, Taxonomy
 from omniroute.classifier.text import Tokens
 
@@ -33,7 +33,18 @@ OUT_OF_SCOPE_LABELS = frozenset({UNKNOWN, "oos", "out_of_scope"})
 _DEFAULT_SCALE = 5.0
 _CALIBRATION_ROWS = 6000
 
-Progress = Callable[[Iterable[str]], Iterable[str]]
+
+class Progress(Protocol):
+    """What training reports to (a tqdm bar fits): rows done, and the current stage."""
+
+    def update(self, n: int = 1) -> object: ...
+
+    def set_description(self, desc: str) -> None: ...
+
+
+def training_steps(rows: int) -> int:
+    """Progress units for training on `rows` rows: features, the calibration fit, the final fit."""
+    return 3 * rows
 
 
 @dataclass
@@ -140,8 +151,13 @@ def train_model(
 
     if len(texts) != len(labels):
         raise ValueError("texts and labels differ in length")
-    iterable: Iterable[str] = progress(texts) if progress else texts
-    grams = [extract(text) for text in iterable]
+    if progress is not None:
+        progress.set_description("features")
+    grams: list[Grams] = []
+    for start in range(0, len(texts), 500):
+        grams.extend(extract(text) for text in texts[start : start + 500])
+        if progress is not None:
+            progress.update(len(texts[start : start + 500]))
     in_scope = np.array([label not in OUT_OF_SCOPE_LABELS for label in labels])
     classes = sorted({label for label in labels if label not in OUT_OF_SCOPE_LABELS})
     if len(classes) < 2:
@@ -174,9 +190,16 @@ def train_model(
         return weights, bias
 
     scale = _DEFAULT_SCALE
+    if progress is not None:
+        progress.set_description("calibrating")
     if calibrate and len(docs) >= 40:
         scale = _fit_scale(x, y, fit, seed)
+    if progress is not None:
+        progress.update(len(texts))
+        progress.set_description("fitting")
     weights, bias = fit(None)
+    if progress is not None:
+        progress.update(len(texts))
     model_id = _model_id(vectoriser.keys, weights)
     meta = {
         "train_rows": int(len(docs)),
