@@ -7,14 +7,14 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
-from omniroute.shared import metrics
+from omniroute.shared import metrics, topics
 from omniroute.shared.settings import BusSettings
 from omniroute.shared.topics import dead_letter_topic
-from omniroute.shared.transport import BusUnavailable, Message
+from omniroute.shared.transport import Bus, BusUnavailable, Message
 from omniroute.shared.transport.factory import create_bus
 from omniroute.shared.transport.kafka import KafkaBus
 
@@ -22,6 +22,8 @@ pytestmark = pytest.mark.kafka
 
 DEADLINE = 60.0  # generous: a deadline for an expected effect, never a performance bar
 SESSION_MS = 6000  # Tansu holds a JoinGroup about half of this
+
+B = TypeVar("B", bound=Bus)
 
 
 def settings_for(tansu: Any, **overrides: Any) -> BusSettings:
@@ -42,7 +44,7 @@ def make_bus(tansu: Any, topic: str, **kwargs: Any) -> KafkaBus:
 
 
 @asynccontextmanager
-async def running(bus: KafkaBus) -> AsyncIterator[KafkaBus]:
+async def running(bus: B) -> AsyncIterator[B]:
     await bus.start()
     try:
         yield bus
@@ -133,6 +135,16 @@ class TestRoundTrip:
             finally:
                 await admin.close()
         assert [len(t["partitions"]) for t in described] == [5, 5]
+
+    async def test_the_real_topics_on_a_fresh_broker(self, fresh_tansu):
+        recorder = Recorder()
+        bus = create_bus(settings_for(fresh_tansu))
+        bus.subscribe(topics.CONTACTS_INBOUND, "classifier", recorder)
+        async with running(bus):
+            for topic in topics.ALL_TOPICS:
+                await bus.publish(topic, "conv-1", topic.encode())
+            await eventually(lambda: len(recorder.messages) == 1, "the inbound contact")
+        assert recorder.values == [topics.CONTACTS_INBOUND.encode()]
 
     def test_factory_picks_kafka_for_kafka_urls(self, tansu):
         assert isinstance(create_bus(settings_for(tansu)), KafkaBus)
