@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -10,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from omniroute.classifier.text import PhraseMatcher, Tokens
+from omniroute.classifier.text import PhraseMatcher, Tokens, as_tokens
 
 UNKNOWN = "unknown"
 DEFAULT_TAXONOMY = "taxonomy.yaml"
@@ -51,15 +52,28 @@ class Taxonomy:
     version: int
     categories: dict[str, Category]
     _rules: dict[str, PhraseMatcher] = field(repr=False)
+    # Regular expressions over the folded words joined by single spaces, per language.
+    _patterns: dict[str, list[tuple[re.Pattern[str], str]]] = field(
+        default_factory=dict, repr=False
+    )
 
     @property
     def ids(self) -> list[str]:
         return list(self.categories)
 
     def rule_hits(self, tokens: Tokens | Sequence[str], language: str) -> dict[str, int]:
-        """Keyword hits per category for the language (all languages' keywords if unlisted)."""
+        """Keyword and pattern hits per category for the language (all languages if unlisted)."""
+        view = as_tokens(tokens)
         rules = self._rules.get(language) or self._rules["*"]
-        return rules.counts(tokens)
+        hits = rules.counts(view)
+        patterns = self._patterns.get(language) or self._patterns.get("*")
+        if patterns:
+            joined = " ".join(view.words)
+            for pattern, category in patterns:
+                found = len(pattern.findall(joined))
+                if found:
+                    hits[category] = hits.get(category, 0) + found
+        return hits
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Taxonomy:
@@ -70,8 +84,16 @@ class Taxonomy:
             raise TaxonomyError(f"'{UNKNOWN}' is reserved for abstentions")
         by_language: dict[str, dict[str, list[str]]] = {}
         categories: dict[str, Category] = {}
+        patterns: dict[str, list[tuple[re.Pattern[str], str]]] = {}
         for cat_id, spec in raw.items():
             spec = spec or {}
+            for language, regexes in (spec.get("patterns") or {}).items():
+                for regex in regexes or []:
+                    try:
+                        compiled = re.compile(str(regex))
+                    except re.error as exc:
+                        raise TaxonomyError(f"{cat_id}: bad pattern {regex!r}: {exc}") from exc
+                    patterns.setdefault(language, []).append((compiled, str(cat_id)))
             for language, keywords in (spec.get("keywords") or {}).items():
                 by_language.setdefault(language, {})[cat_id] = list(keywords or [])
             subs: dict[str, dict[str, list[str]]] = {}
@@ -90,11 +112,14 @@ class Taxonomy:
             )
         rules = {language: _rules(groups) for language, groups in by_language.items()}
         rules["*"] = _rules(_union(by_language))
+        if patterns:
+            patterns["*"] = [entry for entries in patterns.values() for entry in entries]
         return cls(
             id=str(data.get("id", "custom")),
             version=int(data.get("version", 1)),
             categories=categories,
             _rules=rules,
+            _patterns=patterns,
         )
 
     @classmethod

@@ -22,6 +22,7 @@ EXPECTED = {
 
 
 def joined(text: str) -> list[str]:
+    """The folded words the rules see."""
     return words(fold(text))
 
 
@@ -69,6 +70,24 @@ class TestCustomTaxonomy:
         assert taxonomy.rule_hits(joined("I want to claim for my home"), "en") == {"claims": 1}
         claims = taxonomy.categories["claims"]
         assert claims.subcategory(joined("claim for my home"), "en") == "home"
+
+    def test_regex_patterns_vote_per_language(self) -> None:
+        taxonomy = Taxonomy.from_mapping(
+            {
+                "categories": {
+                    "orders": {"patterns": {"es": [r"\bpedido \d{5,}\b"]}},
+                    "other": {"keywords": {"es": ["hola"]}},
+                }
+            }
+        )
+        assert taxonomy.rule_hits(joined("Hola, el pedido 123456 no llega"), "es") == {
+            "orders": 1,
+            "other": 1,
+        }
+
+    def test_a_bad_pattern_is_reported(self) -> None:
+        with pytest.raises(TaxonomyError, match="bad pattern"):
+            Taxonomy.from_mapping({"categories": {"x": {"patterns": {"en": ["(unclosed"]}}}})
 
     def test_unknown_is_reserved(self) -> None:
         with pytest.raises(TaxonomyError, match="reserved"):
