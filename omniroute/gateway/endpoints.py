@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from omniroute.gateway.channels import AdapterRegistry, ChannelAdapter, default_registry
 from omniroute.gateway.channels.base import RawDelivery, decode_json, validation_errors
+from omniroute.gateway.channels.email import EmailAdapter
 from omniroute.gateway.ingest import ContactPublisher, Receipt
 from omniroute.gateway.schemas import (
     ContactBatchIn,
@@ -58,6 +59,18 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
             (503, "The contact could not be made durable; retry after Retry-After seconds"),
         )
         if status in statuses
+    }
+
+
+def body_limits(settings: Settings, registry: AdapterRegistry | None = None) -> dict[str, int]:
+    """Per-path body limits for BodyLimitMiddleware: e-mail channels take whole messages
+    (OMNIROUTE_MAX_EMAIL_BYTES, 25 MiB by default); every other path keeps the API limit."""
+    registry = registry if registry is not None else default_registry()
+    limit = max(settings.gateway.max_email_bytes, settings.gateway.max_body_bytes)
+    return {
+        f"/v1/channels/{adapter.name}": limit
+        for adapter in registry
+        if isinstance(adapter, EmailAdapter)
     }
 
 

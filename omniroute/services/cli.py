@@ -65,12 +65,18 @@ def run(
 def gateway(
     host: Host = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="PORT")] = 8000,
+    smtp_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="OMNIROUTE_SMTP_PORT", help="Also accept e-mail over SMTP on this port"
+        ),
+    ] = None,
 ) -> None:
-    """The ingestion gateway (channel webhooks and the contacts API)."""
+    """The ingestion gateway (channel webhooks, the contacts API, optionally SMTP)."""
     from omniroute.services.apps import create_gateway_app
 
     settings = load_settings()
-    _serve(create_gateway_app(settings), host, port)
+    _serve(create_gateway_app(settings, smtp_port=smtp_port), host, port)
 
 
 @app.command()

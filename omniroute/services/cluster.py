@@ -151,7 +151,10 @@ def start_stages(
             f"classifier-{index + 1}", omniroute_command("classifier", "--port", str(port)), env
         )
         urls[f"classifier-{index + 1}"] = f"http://127.0.0.1:{port}/readyz"
-    group.start("gateway", omniroute_command("gateway", "--port", str(gateway_port)), env)
+    gateway_args = ["gateway", "--port", str(gateway_port)]
+    if env.get("OMNIROUTE_SMTP_PORT"):
+        gateway_args += ["--smtp-port", str(env["OMNIROUTE_SMTP_PORT"])]
+    group.start("gateway", omniroute_command(*gateway_args), env)
     urls["gateway"] = f"http://127.0.0.1:{gateway_port}/readyz"
     return urls
 
@@ -176,6 +179,7 @@ def up() -> None:
         "OMNIROUTE_DATABASE_URL": os.environ.get(
             "OMNIROUTE_DATABASE_URL", "sqlite:///var/cluster/omniroute.db"
         ),
+        "OMNIROUTE_SMTP_PORT": os.environ.get("OMNIROUTE_SMTP_PORT", "2525"),
     }
     os.environ.update(env)
     key = admin_key(Settings())
@@ -191,6 +195,7 @@ def up() -> None:
         raise SystemExit(1) from exc
     print(f"broker       {env['OMNIROUTE_BUS']}")
     print(f"gateway      http://127.0.0.1:{GATEWAY_PORT}  (POST /v1/contacts, /v1/channels/...)")
+    print(f"smtp         smtp://127.0.0.1:{env['OMNIROUTE_SMTP_PORT']}  (e-mail ingress)")
     print(f"router       http://127.0.0.1:{ROUTER_PORT}  (agents, offers, conversations, queues)")
     print(f"classifiers  health and metrics on :{CLASSIFIER_PORTS[0]} and :{CLASSIFIER_PORTS[1]}")
     print(f"admin API key: {key}")

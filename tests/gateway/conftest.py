@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from omniroute.gateway.channels.base import RawDelivery
-from omniroute.gateway.endpoints import gateway_router
+from omniroute.gateway.endpoints import body_limits, gateway_router
 from omniroute.gateway.ingest import ContactPublisher
 from omniroute.shared import topics
 from omniroute.shared.auth import KeyStore, Role, create_key
@@ -28,6 +28,8 @@ from omniroute.shared.transport.inprocess import InProcessBus
 
 ADMIN_KEY = "test-admin"
 VERIFY_TOKEN = "verify-me-please"
+TWILIO_TOKEN = "twilio-test-auth-token"
+X_SECRET = "x-test-consumer-secret"
 
 
 META_VECTORS = "webhooks/meta-signature/x_hub_signature_256_vectors.json"
@@ -66,6 +68,11 @@ def settings(monkeypatch: pytest.MonkeyPatch, shared_data: Path) -> Settings:
     monkeypatch.setenv("OMNIROUTE_MAX_BODY_BYTES", str(1024 * 1024))
     monkeypatch.delenv("OMNIROUTE_PUBLIC_URL", raising=False)
     monkeypatch.delenv("OMNIROUTE_MAX_BATCH", raising=False)
+    monkeypatch.setenv("OMNIROUTE_TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
+    monkeypatch.setenv("OMNIROUTE_X_CONSUMER_SECRET", X_SECRET)
+    monkeypatch.setenv("OMNIROUTE_MAX_EMAIL_BYTES", str(4 * 1024 * 1024))
+    for name in ("OMNIROUTE_MAILGUN_SIGNING_KEY", "OMNIROUTE_SMTP_PORT"):
+        monkeypatch.delenv(name, raising=False)
     return Settings()
 
 
@@ -94,7 +101,11 @@ async def gateway(settings: Settings, tmp_path: Path) -> AsyncIterator[Gateway]:
         await session.commit()
 
     bus = InProcessBus()
-    app = create_app("test", max_body_bytes=settings.gateway.max_body_bytes)
+    app = create_app(
+        "test",
+        max_body_bytes=settings.gateway.max_body_bytes,
+        path_limits=body_limits(settings),
+    )
     app.include_router(gateway_router())
     app.state.settings = settings
     app.state.publisher = ContactPublisher(bus)
