@@ -118,8 +118,13 @@ def _lazy_checks(holder: dict[str, object]) -> dict[str, ReadinessCheck]:
     return {"database": database, "bus": bus}
 
 
-def create_gateway_app(settings: Settings) -> FastAPI:
+def create_gateway_app(settings: Settings, smtp_port: int | None = None) -> FastAPI:
+    """The gateway; with an SMTP port (or OMNIROUTE_SMTP_PORT) it also listens for SMTP."""
+    from omniroute.gateway.endpoints import body_limits
+    from omniroute.gateway.smtp import smtp_listener
+
     holder: dict[str, object] = {}
+    smtp_port = smtp_port if smtp_port is not None else settings.gateway.smtp_port
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -132,12 +137,24 @@ def create_gateway_app(settings: Settings) -> FastAPI:
             app.state.settings = settings
             app.state.publisher = ContactPublisher(bus)
             app.state.key_store = _key_store(settings, database)
+            if smtp_port is not None:
+                await stack.enter_async_context(
+                    smtp_listener(
+                        app.state.publisher,
+                        host=settings.gateway.smtp_host,
+                        port=smtp_port,
+                        max_bytes=settings.gateway.max_email_bytes,
+                    )
+                )
             holder.update(database=database, bus=bus)
-            log.info("omniroute.gateway.started", bus=settings.bus.bus)
+            log.info("omniroute.gateway.started", bus=settings.bus.bus, smtp_port=smtp_port)
             yield
 
     app = create_app(
-        "Omniroute gateway", lifespan=lifespan, max_body_bytes=settings.gateway.max_body_bytes
+        "Omniroute gateway",
+        lifespan=lifespan,
+        max_body_bytes=settings.gateway.max_body_bytes,
+        path_limits=body_limits(settings),
     )
     app.include_router(gateway_router())
     app.include_router(health_router(_lazy_checks(holder)))
