@@ -34,6 +34,7 @@ def inbound(
     text: str = "Hola, tengo una duda",
     email: str | None = "ana@example.com",
     metadata: dict[str, str] | None = None,
+    customer: CustomerRef | None = None,
     **fields: Any,
 ) -> InboundContact:
     external_id = external_id or uuid.uuid4().hex
@@ -42,7 +43,7 @@ def inbound(
         external_id=external_id,
         conversation_key=conversation_key or external_id,
         text=text,
-        customer=CustomerRef(email=email, name="Ana"),
+        customer=customer or CustomerRef(email=email, name="Ana"),
         metadata=metadata or {},
         **fields,
     )
@@ -56,6 +57,7 @@ def classified(
     score: int = 50,
     anger: float = 0.0,
     spam: bool = False,
+    first_response_in: timedelta = timedelta(hours=1),
     **inbound_fields: Any,
 ) -> ClassifiedContact:
     contact = contact or inbound(**inbound_fields)
@@ -70,7 +72,7 @@ def classified(
         sentiment=SentimentResult(label=Sentiment.NEUTRAL, score=0.0, anger=anger),
         urgency=UrgencySignals(),
         priority=PriorityResult(level=level, score=score),
-        sla=SlaResult(policy="test", first_response_due=now + timedelta(hours=1)),
+        sla=SlaResult(policy="test", first_response_due=now + first_response_in),
         required_skills=[category, f"lang:{language}"],
         spam=spam,
         classifier_version="test",
