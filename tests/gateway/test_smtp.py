@@ -1,0 +1,121 @@
+"""The SMTP listener through a real SMTP client (smtplib in a thread) and a real InProcessBus."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from omniroute.gateway.ingest import ContactPublisher
+from omniroute.gateway.smtp import smtp_listener
+from omniroute.shared import topics
+from omniroute.shared.events import Channel, InboundContact
+from omniroute.shared.transport import Message, decode_event
+from omniroute.shared.transport.inprocess import InProcessBus
+
+MAX_BYTES = 256 * 1024
+MESSAGE = (
+    b"From: Ana Garcia <Ana@Example.com>\r\n"
+    b"To: support@omniroute.test\r\n"
+    b"Subject: Refund for order 4411\r\n"
+    b"Message-ID: <smtp-1@example.com>\r\n"
+    b"Date: Mon, 02 Sep 2024 10:00:00 +0200\r\n"
+    b"\r\n"
+    b"I was charged twice, please refund one payment.\r\n"
+)
+
+
+@dataclass
+class Listener:
+    port: int
+    bus: InProcessBus
+    published: list[InboundContact] = field(default_factory=list)
+    failing: bool = False
+
+
+@pytest.fixture
+async def listener() -> AsyncIterator[Listener]:
+    bus = InProcessBus(attempts=1, backoff_seconds=0)
+    harness = Listener(port=0, bus=bus)
+
+    async def store(message: Message) -> None:
+        if harness.failing:
+            raise RuntimeError("database down")
+        harness.published.append(decode_event(InboundContact, message.value))
+
+    bus.subscribe(topics.CONTACTS_INBOUND, "test", store)
+    async with smtp_listener(
+        ContactPublisher(bus), host="127.0.0.1", port=0, max_bytes=MAX_BYTES
+    ) as server:
+        harness.port = server.sockets[0].getsockname()[1]
+        yield harness
+
+
+def send(port: int, message: bytes) -> tuple[int, bytes]:
+    """Deliver as an MTA would; returns the reply to the end of DATA."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.ehlo("mta.example.com")
+        client.mail("ana@example.com")
+        client.rcpt("support@omniroute.test")
+        return client.data(message)
+
+
+async def deliver(port: int, message: bytes) -> tuple[int, bytes]:
+    return await asyncio.to_thread(send, port, message)
+
+
+class TestSmtpIngress:
+    async def test_accepted_message_is_one_durable_contact(self, listener: Listener) -> None:
+        code, reply = await deliver(listener.port, MESSAGE)
+        assert code == 250
+        [contact] = listener.published
+        assert str(contact.contact_id).encode() in reply
+        assert contact.channel is Channel.EMAIL
+        assert contact.customer.email == "ana@example.com"
+        assert contact.subject == "Refund for order 4411"
+        assert contact.text == "I was charged twice, please refund one payment."
+
+    async def test_redelivery_maps_to_the_same_contact(self, listener: Listener) -> None:
+        for _ in range(3):
+            code, _ = await deliver(listener.port, MESSAGE)
+            assert code == 250
+        assert len({contact.contact_id for contact in listener.published}) == 1
+
+    async def test_unavailable_bus_is_a_temporary_failure(self, listener: Listener) -> None:
+        listener.failing = True
+        code, _ = await deliver(listener.port, MESSAGE)
+        assert code == 451
+        listener.failing = False
+        code, _ = await deliver(listener.port, MESSAGE)
+        assert code == 250
+
+    async def test_oversized_message_is_552(self, listener: Listener) -> None:
+        big = MESSAGE + (b"y" * 998 + b"\r\n") * (MAX_BYTES // 1000 + 10)
+
+        def attempt() -> int:
+            try:
+                return send(listener.port, big)[0]
+            except smtplib.SMTPDataError as exc:
+                return exc.smtp_code
+
+        assert await asyncio.to_thread(attempt) == 552
+        assert listener.published == []
+
+    async def test_fixture_message_with_attachment(
+        self, listener: Listener, shared_data: Path
+    ) -> None:
+        raw = (shared_data / "email/talon/standard_replies/gmail.eml").read_bytes()
+        code, _ = await deliver(listener.port, raw)
+        assert code == 250
+        [contact] = listener.published
+        assert contact.text == "Hello"
+
+    async def test_auto_reply_is_accepted_and_flagged(self, listener: Listener) -> None:
+        auto = MESSAGE.replace(b"Subject:", b"Auto-Submitted: auto-replied\r\nSubject:")
+        code, _ = await deliver(listener.port, auto)
+        assert code == 250
+        assert listener.published[0].metadata["auto_submitted"] == "auto-replied"
