@@ -154,7 +154,11 @@ class WebhookWorker:
 
     async def deliver_due(self) -> int:
         token = uuid.uuid4()
-        claim_for = timedelta(seconds=self.settings.webhook_claim_seconds)
+        # A claim must outlast its request, or a slow answer would be sent again elsewhere.
+        seconds = max(
+            self.settings.webhook_claim_seconds, 2 * self.settings.webhook_timeout_seconds
+        )
+        claim_for = timedelta(seconds=seconds)
         async with transaction(self.sessions) as session:
             ids = await service.claim_due(
                 session, token=token, limit=self.settings.webhook_batch_size, claim_for=claim_for
