@@ -14,6 +14,7 @@ import holidays
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # Beyond this many days without a working minute the calendar is considered broken.
 _MAX_DAYS = 800
+_CACHED_DAYS = 4000
 
 
 class CalendarError(ValueError):
@@ -39,6 +40,10 @@ class BusinessCalendar:
     holiday_country: str | None = None
     holiday_subdivision: str | None = None
     closed_dates: frozenset[date] = frozenset()
+    # Working intervals per day are computed once: every SLA stamp walks the same few days.
+    _days: dict[date, list[tuple[datetime, datetime]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         try:
@@ -120,6 +125,15 @@ class BusinessCalendar:
 
     def _intervals(self, day: date) -> list[tuple[datetime, datetime]]:
         """`day`'s working intervals in UTC, so durations are real time across DST changes."""
+        cached = self._days.get(day)
+        if cached is not None:
+            return cached
+        if len(self._days) >= _CACHED_DAYS:
+            self._days.clear()
+        cached = self._days[day] = self._compute_intervals(day)
+        return cached
+
+    def _compute_intervals(self, day: date) -> list[tuple[datetime, datetime]]:
         if self.is_closed_day(day):
             return []
         zone = self.zone

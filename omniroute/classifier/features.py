@@ -97,8 +97,21 @@ class Vectoriser:
     def _columns(self, hashes: U64) -> tuple[npt.NDArray[np.intp], F32]:
         if hashes.size == 0 or self.keys.size == 0:
             return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.float32)
-        columns, counts = np.unique(self._known(hashes), return_counts=True)
-        return columns, self._weigh(columns, counts)
+        return self._counted(self._known(hashes), None)
+
+    def _counted(
+        self, columns: npt.NDArray[np.intp], weights: npt.NDArray[np.intp] | None
+    ) -> tuple[npt.NDArray[np.intp], F32]:
+        """Distinct columns with their (weighted) counts, TF-IDF weighted and normalised.
+
+        A bincount over the vocabulary is cheaper than sorting for the few thousand columns
+        of a message.
+        """
+        if columns.size == 0:
+            return columns, np.empty(0, dtype=np.float32)
+        dense = np.bincount(columns, weights=weights, minlength=self.keys.size)
+        distinct = np.flatnonzero(dense)
+        return distinct, self._weigh(distinct, dense[distinct])
 
     def transform_text(
         self, text: str, tokens: Tokens | None = None
@@ -130,9 +143,7 @@ class Vectoriser:
         word_cols, word_vals = self._columns(_ngrams(crcs))
         lengths = np.fromiter((part.size for part in parts), dtype=np.intp, count=len(parts))
         occurrences = np.repeat(np.asarray(repeats, dtype=np.intp), lengths)
-        char_cols, inverse = np.unique(np.concatenate(parts), return_inverse=True)
-        counts = np.bincount(inverse, weights=occurrences, minlength=char_cols.size)
-        char_vals = self._weigh(char_cols, counts)
+        char_cols, char_vals = self._counted(np.concatenate(parts), occurrences)
         return np.concatenate((word_cols, char_cols)), np.concatenate((word_vals, char_vals))
 
     def _known(self, hashes: U64) -> npt.NDArray[np.intp]:

@@ -197,9 +197,10 @@ _NEGATIVE_PHRASES = (
 )
 
 _PHRASES = PhraseMatcher({"threat": _THREATS, "negative": _NEGATIVE_PHRASES, "praise": _PRAISE})
-_ANGRY_EMOJI = re.compile("[😡🤬😠👎💩😤🖕]")
-_SAD_EMOJI = re.compile("[😢😭😞😔☹🙁😩😫]")
-_HAPPY_EMOJI = re.compile("[😀😃😄😁😊🙂😍🥰👍🙏❤💯👏😉🎉]")
+_ANGRY_EMOJI = "😡🤬😠👎💩😤🖕"
+_SAD_EMOJI = "😢😭😞😔☹🙁😩😫"
+_HAPPY_EMOJI = "😀😃😄😁😊🙂😍🥰👍🙏❤💯👏😉🎉"
+_EMOJI = re.compile(f"[{_ANGRY_EMOJI}{_SAD_EMOJI}{_HAPPY_EMOJI}]")
 _UPPER = re.compile(r"[A-ZÁÉÍÓÚÜÑÇ]")
 _REPEATED_PUNCT = re.compile(r"[!?¡¿]{2,}")
 _CAPS_WORD = re.compile(r"\b[A-ZÁÉÍÓÚÑ]{3,}\b")
@@ -275,9 +276,10 @@ def analyse(text: str, tokens: Tokens | Sequence[str]) -> SentimentAnalysis:
     if raw.isascii():
         angry_emoji = sad_emoji = happy_emoji = 0
     else:
-        angry_emoji = len(_ANGRY_EMOJI.findall(raw))
-        sad_emoji = len(_SAD_EMOJI.findall(raw))
-        happy_emoji = len(_HAPPY_EMOJI.findall(raw))
+        emojis = _EMOJI.findall(raw)
+        angry_emoji = sum(ch in _ANGRY_EMOJI for ch in emojis)
+        sad_emoji = sum(ch in _SAD_EMOJI for ch in emojis)
+        happy_emoji = len(emojis) - angry_emoji - sad_emoji
     neg += angry_emoji + 0.7 * sad_emoji
     pos += 0.8 * happy_emoji
     punct = len(_REPEATED_PUNCT.findall(raw))

@@ -102,7 +102,7 @@ def detect(raw: str, tokens: Tokens | Sequence[str]) -> SpamVerdict:
     score = 0.0
     score += 0.6 * min(spam_hits, 4)
     score += 0.25 * min(urls, 4)
-    if _SHORTENER.search(raw) or _IP_URL.search(raw):
+    if urls and (_SHORTENER.search(raw) or _IP_URL.search(raw)):
         score += 0.6
     if urls and customer_tokens and urls * 8 > customer_tokens:
         score += 0.4
