@@ -103,6 +103,21 @@ async def update_endpoint(
     return WebhookEndpointRead.model_validate(endpoint)
 
 
+@router.post(
+    "/{endpoint_id}/secret",
+    summary="Rotate the signing secret",
+    description="Answers with the new secret, shown only this once; every request from now on, "
+    "retries included, is signed with it.",
+)
+async def rotate_secret(
+    endpoint_id: uuid.UUID, runtime: RuntimeDep, _: Admin
+) -> WebhookEndpointCreated:
+    async with runtime.uow() as uow:
+        endpoint = await service.get_endpoint(uow.session, endpoint_id)
+        await service.rotate_secret(uow.session, endpoint)
+    return WebhookEndpointCreated.model_validate(endpoint)
+
+
 @router.delete(
     "/{endpoint_id}",
     status_code=status.HTTP_204_NO_CONTENT,

@@ -107,6 +107,14 @@ async def update_endpoint(
     return endpoint
 
 
+async def rotate_secret(session: AsyncSession, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """A new signing secret; requests from now on (retries included) are signed with it."""
+    endpoint.secret = generate_secret()
+    endpoint.updated_at = utcnow()
+    await session.flush()
+    return endpoint
+
+
 async def delete_endpoint(session: AsyncSession, endpoint: WebhookEndpoint) -> None:
     await session.delete(endpoint)
     await session.flush()

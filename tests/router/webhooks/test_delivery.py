@@ -8,9 +8,10 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
-from standardwebhooks import Webhook
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from omniroute.router.models import ConversationEvent
 from omniroute.router.runtime import RouterRuntime
@@ -109,6 +110,24 @@ class TestSignedDeliveries:
         await register(api, receiver.url)
         await drain(worker)
         assert receiver.requests == []
+
+    async def test_a_rotated_secret_signs_from_then_on(
+        self,
+        runtime: RouterRuntime,
+        api: httpx.AsyncClient,
+        worker: WebhookWorker,
+        receiver: Receiver,
+    ) -> None:
+        endpoint = await register(api, receiver.url, ["conversation.queued"])
+        rotated = await api.post(f"/v1/webhooks/{endpoint['id']}/secret", headers=ADMIN)
+        assert rotated.status_code == 200, rotated.text
+        assert rotated.json()["secret"] != endpoint["secret"]
+        await new_conversation(runtime)
+        await drain(worker)
+        [request] = receiver.requests
+        assert verified(rotated.json(), request)["type"] == "conversation.queued"
+        with pytest.raises(WebhookVerificationError):
+            verified(endpoint, request)
 
 
 class TestRetries:
