@@ -3,6 +3,7 @@ conversation, offered to the right agent, accepted and completed."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -342,3 +343,195 @@ class TestAuthorization:
         assert stats["waiting"] == 1
         assert stats["agents_available"] == 0
         assert stats["longest_wait_seconds"] >= 0
+
+
+def email_from_lucia(message_id: str, subject: str, body: str) -> bytes:
+    return (
+        "From: =?utf-8?q?Luc=C3=ADa_P=C3=A9rez?= <Lucia.Perez@Example.es>\r\n"
+        "To: soporte@omniroute.test\r\n"
+        f"Subject: {subject}\r\n"
+        f"Message-ID: <{message_id}@example.es>\r\n"
+        "Date: Mon, 23 Nov 2026 09:15:00 +0100\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "\r\n"
+        f"{body}\r\n"
+    ).encode()
+
+
+async def wait_for_notice(
+    app: Embedded, conversation_id: str, kind: str, count: int = 1
+) -> list[dict[str, object]]:
+    """Notices are produced by the router's timer: poll the conversation until they appear."""
+    for _ in range(100):
+        response = await app.client.get(f"/v1/conversations/{conversation_id}", headers=app.admin)
+        assert response.status_code == 200, response.text
+        notices = [n for n in response.json()["notifications"] if n["kind"] == kind]
+        if len(notices) >= count:
+            return notices
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {kind} notice for {conversation_id}")
+
+
+class TestCustomersAndNotices:
+    @pytest.fixture(autouse=True)
+    def _fast_notices(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("OMNIROUTE_NOTIFICATION_INTERVAL_SECONDS", "0.05")
+        monkeypatch.setenv("OMNIROUTE_BRAND_NAME", "Tiendas Sol")
+
+    async def test_a_customer_kept_informed_from_first_mail_to_survey(
+        self, embedded: Embedded
+    ) -> None:
+        billing = await embedded.create_agent("Marta Gil", {"billing": 4, "lang:es": 5})
+        agent = await embedded.key("agent", billing)
+        ingest = await embedded.key("ingest")
+        supervisor = await embedded.key("supervisor")
+        mail = {**ingest, "Content-Type": "message/rfc822"}
+
+        received = await embedded.client.post("/v1/channels/email", content=EMAIL, headers=mail)
+        assert received.status_code == 202, received.text
+        conversation_id = received.json()["conversation_id"]
+        [ack] = await wait_for_notice(embedded, conversation_id, "acknowledgement")
+        detail = (
+            await embedded.client.get(
+                f"/v1/conversations/{conversation_id}", headers=embedded.admin
+            )
+        ).json()
+        reference = detail["reference"]
+        assert ack["recipient"] == "email:lucia.perez@example.es"
+        assert ack["language"] == "es"
+        assert ack["subject"] == f"[#{reference}] Hemos recibido su mensaje"
+        assert "gracias por escribir a Tiendas Sol" in str(ack["text"])
+
+        [offer] = await embedded.offers(billing, agent)
+        accepted = await embedded.client.post(f"/v1/offers/{offer['id']}/accept", headers=agent)
+        assert accepted.status_code == 200, accepted.text
+        [assigned] = await wait_for_notice(embedded, conversation_id, "assigned")
+        assert "le atiende Marta" in str(assigned["text"])
+
+        # The customer, found by a differently written address, with the history.
+        found = await embedded.client.get(
+            "/v1/customers", params={"email": " LUCIA.PEREZ@example.ES"}, headers=supervisor
+        )
+        assert found.status_code == 200, found.text
+        [customer] = found.json()
+        profile = await embedded.client.get(f"/v1/customers/{customer['id']}", headers=agent)
+        assert profile.status_code == 200, profile.text
+        assert [c["id"] for c in profile.json()["conversations"]] == [conversation_id]
+        assert profile.json()["conversations"][0]["category"] == "billing"
+
+        done = await embedded.client.post(
+            f"/v1/conversations/{conversation_id}/complete", headers=agent
+        )
+        assert done.status_code == 200, done.text
+        await wait_for_notice(embedded, conversation_id, "survey")
+        # Once the conversation is over, the agent no longer reads the customer.
+        gone = await embedded.client.get(f"/v1/customers/{customer['id']}", headers=agent)
+        assert gone.status_code == 404
+
+        answer = {"csat": 5, "nps": 10, "comment": "Muy amables"}
+        url = f"/v1/conversations/{conversation_id}/feedback"
+        assert (await embedded.client.post(url, json=answer, headers=agent)).status_code == 403
+        first = await embedded.client.post(url, json=answer, headers=ingest)
+        again = await embedded.client.post(url, json=answer, headers=ingest)
+        assert (first.status_code, again.status_code) == (201, 200)
+        invalid = await embedded.client.post(url, json={"csat": 9}, headers=ingest)
+        assert invalid.status_code == 422
+        stats = await embedded.client.get(
+            f"/v1/queues/{detail['queue_id']}/stats", headers=supervisor
+        )
+        assert stats.json()["satisfaction"] == {
+            "responses": 1,
+            "csat_average": 5.0,
+            "nps_score": 100.0,
+        }
+        overall = (await embedded.client.get("/v1/stats", headers=supervisor)).json()
+        assert overall["satisfaction"]["responses"] == 1
+        assert overall["notifications"]["acknowledgement"] == 1
+
+        # Headers lost, reference in the subject: the reply reopens the same conversation.
+        reply = email_from_lucia(
+            "reply-9", f"Otra duda [#{reference}]", "Sigo sin ver la devolución del cobro."
+        )
+        reopened = await embedded.client.post("/v1/channels/email", content=reply, headers=mail)
+        assert reopened.status_code == 202, reopened.text
+        await wait_for_notice(embedded, conversation_id, "acknowledgement", count=2)
+        thread = await embedded.client.get(
+            f"/v1/conversations/{conversation_id}", headers=embedded.admin
+        )
+        assert thread.json()["message_count"] == 2
+        # The gateway's receipt names the thread it computed; the router joined the referenced one.
+        unused = await embedded.client.get(
+            f"/v1/conversations/{reopened.json()['conversation_id']}", headers=embedded.admin
+        )
+        assert unused.status_code == 404
+
+    async def test_merge_and_erasure_over_http(self, embedded: Embedded) -> None:
+        ingest = await embedded.key("ingest")
+        supervisor = await embedded.key("supervisor")
+        by_sms = await embedded.client.post(
+            "/v1/contacts",
+            json={
+                "channel": "sms",
+                "external_id": "SM-merge-1",
+                "customer": {"phone": "+34 611 000 111", "name": "Lucía"},
+                "text": "¿Dónde está mi pedido?",
+            },
+            headers=ingest,
+        )
+        by_mail = await embedded.client.post(
+            "/v1/channels/email",
+            content=EMAIL,
+            headers={**ingest, "Content-Type": "message/rfc822"},
+        )
+        assert by_sms.status_code == by_mail.status_code == 202
+        [sms_customer] = (
+            await embedded.client.get(
+                "/v1/customers", params={"phone": "611000111"}, headers=supervisor
+            )
+        ).json()
+        [mail_customer] = (
+            await embedded.client.get(
+                "/v1/customers", params={"email": "lucia.perez@example.es"}, headers=supervisor
+            )
+        ).json()
+        agent = await embedded.key("agent", await embedded.create_agent("Gen", {"general": 1}))
+        forbidden = await embedded.client.post(
+            f"/v1/customers/{mail_customer['id']}/merge",
+            json={"other_id": sms_customer["id"]},
+            headers=agent,
+        )
+        assert forbidden.status_code == 403
+        merged = await embedded.client.post(
+            f"/v1/customers/{mail_customer['id']}/merge",
+            json={"other_id": sms_customer["id"]},
+            headers=supervisor,
+        )
+        assert merged.status_code == 200, merged.text
+        assert merged.json()["conversations_moved"] == 1
+        profile = (
+            await embedded.client.get(f"/v1/customers/{mail_customer['id']}", headers=supervisor)
+        ).json()
+        assert {c["channel"] for c in profile["conversations"]} == {"sms", "email"}
+        assert profile["phone"] == "+34611000111"
+
+        assert (
+            await embedded.client.delete(f"/v1/customers/{mail_customer['id']}", headers=agent)
+        ).status_code == 403
+        erased = await embedded.client.delete(
+            f"/v1/customers/{mail_customer['id']}", headers=supervisor
+        )
+        assert erased.status_code == 200, erased.text
+        assert erased.json()["conversations"] == 2
+        assert (
+            await embedded.client.get(f"/v1/customers/{mail_customer['id']}", headers=supervisor)
+        ).status_code == 404
+        conversation = (
+            await embedded.client.get(
+                f"/v1/conversations/{by_mail.json()['conversation_id']}", headers=embedded.admin
+            )
+        ).json()
+        assert conversation["subject"] is None
+        assert [m["text"] for m in conversation["messages"]] == [""]
+        assert conversation["category"] == "billing"
+        assert "customer.erased" in [e["type"] for e in conversation["events"]]
