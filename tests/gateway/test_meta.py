@@ -356,3 +356,142 @@ class TestMalformed:
 
     def test_junk_items_are_skipped(self) -> None:
         assert parse({"object": "page", "entry": [1, "x", {"messaging": [None, 3]}]}) == []
+
+
+def instagram(*messaging: dict, standby: list[dict] | None = None) -> dict:
+    entry: dict = {"id": "IG", "time": 1, "messaging": list(messaging)}
+    if standby is not None:
+        entry["standby"] = standby
+    return {"object": "instagram", "entry": [entry]}
+
+
+class TestHandoverAndStandby:
+    def test_standby_messages_are_recorded_and_flagged(self) -> None:
+        event = {
+            "sender": {"id": "USER"},
+            "recipient": {"id": "PAGE"},
+            "timestamp": 1700000000000,
+            "message": {"mid": "m-standby", "text": "is anyone there?"},
+        }
+        payload = {"object": "page", "entry": [{"id": "PAGE", "time": 1, "standby": [event]}]}
+        [contact] = parse(payload)
+        assert contact.metadata["standby"] == "true"
+        assert contact.text == "is anyone there?"
+        # The same message later seen on the primary channel is the same contact.
+        [primary] = parse(page(event))
+        assert primary.contact_id == contact.contact_id
+        assert "standby" not in primary.metadata
+
+    def test_standby_echo_of_the_owner_app_is_ignored(self) -> None:
+        echo = {
+            "sender": {"id": "PAGE"},
+            "recipient": {"id": "USER"},
+            "message": {"mid": "m-bot", "text": "I am a bot", "is_echo": True, "app_id": 1},
+        }
+        payload = {"object": "page", "entry": [{"id": "PAGE", "time": 1, "standby": [echo]}]}
+        assert parse(payload) == []
+
+    @pytest.mark.parametrize(
+        "event",
+        [
+            {"pass_thread_control": {"new_owner_app_id": "123", "metadata": "to agents"}},
+            {"take_thread_control": {"previous_owner_app_id": "123"}},
+            {"request_thread_control": {"requested_owner_app_id": "123"}},
+        ],
+    )
+    def test_thread_control_events_create_nothing(self, event: dict) -> None:
+        assert parse(page({"sender": {"id": "USER"}, "recipient": {"id": "PAGE"}, **event})) == []
+
+
+class TestInstagramStories:
+    def test_story_mention_is_a_contact_with_the_story(self) -> None:
+        event = {
+            "sender": {"id": "IGSID"},
+            "recipient": {"id": "IG"},
+            "timestamp": 1700000000000,
+            "message": {
+                "mid": "ig-story-1",
+                "attachments": [
+                    {"type": "story_mention", "payload": {"url": "https://lookaside.fb/s/1"}}
+                ],
+            },
+        }
+        [contact] = parse(instagram(event))
+        assert contact.metadata["event"] == "story_mention"
+        [story] = contact.attachments
+        assert story.url == "https://lookaside.fb/s/1"
+
+    def test_story_reply_keeps_the_story(self) -> None:
+        event = {
+            "sender": {"id": "IGSID"},
+            "recipient": {"id": "IG"},
+            "message": {
+                "mid": "ig-story-2",
+                "text": "¿Cuánto cuesta?",
+                "reply_to": {"story": {"url": "https://lookaside.fb/s/2", "id": "ST2"}},
+            },
+        }
+        [contact] = parse(instagram(event))
+        assert contact.metadata["event"] == "story_reply"
+        assert contact.metadata["story_id"] == "ST2"
+        assert contact.text == "¿Cuánto cuesta?"
+
+    def test_comment_reply_and_live_comment(self) -> None:
+        payload = {
+            "object": "instagram",
+            "entry": [
+                {
+                    "id": "IG",
+                    "time": 1,
+                    "changes": [
+                        {
+                            "field": "comments",
+                            "value": {
+                                "id": "c2",
+                                "parent_id": "c1",
+                                "text": "still nothing",
+                                "from": {"id": "U1", "username": "ana"},
+                                "media": {"id": "MEDIA1"},
+                            },
+                        },
+                        {
+                            "field": "live_comments",
+                            "value": {
+                                "id": "c3",
+                                "text": "hello from the live",
+                                "from": {"id": "U2", "username": "bob"},
+                                "media": {"id": "LIVE1"},
+                            },
+                        },
+                    ],
+                }
+            ],
+        }
+        reply, live = parse(payload)
+        assert reply.metadata["reply_to"] == "c1"
+        assert reply.visibility is Visibility.PUBLIC
+        assert live.external_id == "c3"
+
+
+class TestWhatsAppInteractive:
+    def test_button_reply(self, shared_data: Path) -> None:
+        [contact] = parse(updates(shared_data, "callback_button.json")["button"])
+        assert contact.text == "title"
+        assert contact.metadata["reply_id"] == "callback_data"
+
+    def test_quick_reply_button(self, shared_data: Path) -> None:
+        [contact] = parse(updates(shared_data, "callback_button.json")["quick_reply"])
+        assert contact.text == "title"
+        assert contact.metadata["reply_id"] == "callback_data"
+
+    def test_list_reply(self, shared_data: Path) -> None:
+        [contact] = parse(updates(shared_data, "callback_selection.json")["callback"])
+        assert contact.text == "title"
+        assert contact.metadata["message_type"] == "interactive"
+        assert contact.metadata["reply_id"] == "callback_data"
+
+    def test_media_id_is_kept_for_fetching(self, shared_data: Path) -> None:
+        [contact] = parse(updates(shared_data, "message.json")["image"])
+        [image] = contact.attachments
+        assert image.provider_id == "65463453"
+        assert image.content_type == "image/jpeg"

@@ -3,7 +3,14 @@
 One endpoint serves all three, as Meta sends them: the GET verification handshake, then POSTs
 signed with X-Hub-Signature-256 over the raw body. A delivery batches many events; only customer
 messages (and public comments) become contacts. Statuses, echoes of our own messages, reactions,
-handover and other events are acknowledged and ignored, so Meta never retries them.
+handover (pass/take/request thread control) and other events are acknowledged and ignored, so
+Meta never retries them.
+
+Standby (Messenger/Instagram handover protocol): while another app (a bot, another inbox) owns a
+thread, the customer's messages reach us on the `standby` channel. They are still the customer's
+words, so they are normalised like any message (history for the agent who takes the thread
+over) but marked `metadata["standby"] = "true"`: the thread's owner answers them, and the router
+must not offer them as new work. Instagram story mentions and story replies are messages too.
 """
 
 from __future__ import annotations
@@ -54,6 +61,9 @@ _OBJECTS = {
     "whatsapp_business_account": Channel.WHATSAPP,
 }
 _MESSENGER_MEDIA = {
+    "story_mention": "image/*",
+    "ig_reel": "video/*",
+    "reel": "video/*",
     "image": "image/*",
     "video": "video/*",
     "audio": "audio/*",
@@ -142,11 +152,15 @@ def _messaging(
     id_kind = "instagram_id" if channel is Channel.INSTAGRAM else "messenger_psid"
     for entry in _dicts(entries):
         page_id = optional_str(entry.get("id"))
-        if entry.get("standby"):
-            # Standby events belong to the app that owns the thread (e.g. a bot); it answers.
-            ignored["standby"] += len(entry["standby"]) if isinstance(entry["standby"], list) else 1
         for event in _dicts(entry.get("messaging")):
             contact = _messaging_event(channel, id_kind, page_id, event, delivery, ignored)
+            if contact is not None:
+                yield contact
+        for event in _dicts(entry.get("standby")):
+            # Another app owns the thread and answers; recorded, flagged, not routed.
+            contact = _messaging_event(
+                channel, id_kind, page_id, event, delivery, ignored, standby=True
+            )
             if contact is not None:
                 yield contact
         for change in _dicts(entry.get("changes")):
@@ -162,6 +176,8 @@ def _messaging_event(
     event: dict[str, Any],
     delivery: RawDelivery,
     ignored: Counter[str],
+    *,
+    standby: bool = False,
 ) -> InboundContact | None:
     sender = _dict(event.get("sender"))
     recipient = _dict(event.get("recipient"))
@@ -184,6 +200,8 @@ def _messaging_event(
     metadata: dict[str, str] = {}
     if owner_id:
         metadata["page_id"] = short(owner_id)
+    if standby:
+        metadata["standby"] = "true"
     attachments: list[Attachment] = []
     if message:
         text = optional_str(message.get("text")) or ""
@@ -191,17 +209,28 @@ def _messaging_event(
         for item in _dicts(message.get("attachments"))[:100]:
             media = _dict(item.get("payload"))
             url = optional_str(media.get("url"))
+            kind = str(item.get("type"))
+            if kind == "story_mention":
+                metadata["event"] = "story_mention"
+            media_id = optional_str(media.get("attachment_id")) or optional_str(media.get("id"))
             attachments.append(
                 Attachment(
-                    content_type=_MESSENGER_MEDIA.get(
-                        str(item.get("type")), "application/octet-stream"
-                    ),
+                    content_type=_MESSENGER_MEDIA.get(kind, "application/octet-stream"),
                     url=url if url and len(url) <= 2048 else None,
+                    provider_id=short(media_id) if media_id else None,
                 )
             )
-        reply_to = optional_str(_dict(message.get("reply_to")).get("mid"))
-        if reply_to:
-            metadata["reply_to"] = short(reply_to)
+        reply_to = _dict(message.get("reply_to"))
+        if optional_str(reply_to.get("mid")):
+            metadata["reply_to"] = short(reply_to["mid"])
+        story = _dict(reply_to.get("story"))
+        if optional_str(story.get("id")):
+            # A reply to our Instagram story: the story is the context of the question.
+            metadata["event"] = "story_reply"
+            metadata["story_id"] = short(story["id"])
+        quick_reply = optional_str(_dict(message.get("quick_reply")).get("payload"))
+        if quick_reply:
+            metadata["quick_reply"] = short(quick_reply)
     elif postback:
         # A tapped button is the customer speaking through the UI we offered.
         text = optional_str(postback.get("title")) or optional_str(postback.get("payload")) or ""
@@ -237,7 +266,7 @@ def _comment(
     """A public comment on one of our posts: public, so it must never go unanswered."""
     field = change.get("field")
     value = _dict(change.get("value"))
-    if channel is Channel.INSTAGRAM and field == "comments":
+    if channel is Channel.INSTAGRAM and field in ("comments", "live_comments"):
         comment_id = optional_str(value.get("id"))
         text = optional_str(value.get("text")) or ""
         author = _dict(value.get("from"))
@@ -263,6 +292,9 @@ def _comment(
         return None
     id_kind = "instagram_id" if channel is Channel.INSTAGRAM else "facebook_id"
     metadata = {"event": "comment"}
+    parent = optional_str(value.get("parent_id"))
+    if parent and parent != post_id:
+        metadata["reply_to"] = short(parent)
     if post_id:
         metadata["post_id"] = short(post_id)
     if page_id:
@@ -344,6 +376,9 @@ def _whatsapp_message(
         ignored[f"message_{kind[:40]}"] += 1
         return None
     metadata = {"message_type": short(kind)}
+    reply_id = _choice_id(kind, message)
+    if reply_id:
+        metadata["reply_id"] = short(reply_id)
     if phone_number_id:
         metadata["phone_number_id"] = short(phone_number_id)
     context = _dict(message.get("context"))
@@ -384,10 +419,13 @@ def _whatsapp_content(kind: str, message: dict[str, Any]) -> tuple[str, list[Att
         return optional_str(body.get("body")) or "", []
     if kind in _WHATSAPP_MEDIA:
         url = optional_str(body.get("url"))
+        media_id = optional_str(body.get("id"))
         attachment = Attachment(
             filename=short(name) if (name := optional_str(body.get("filename"))) else None,
             content_type=short(optional_str(body.get("mime_type")) or "application/octet-stream"),
             url=url if url and len(url) <= 2048 else None,
+            # Cloud API media are fetched by id (GET /{media-id}); the URL is rarely sent.
+            provider_id=short(media_id) if media_id else None,
         )
         return optional_str(body.get("caption")) or "", [attachment]
     if kind == "location":
@@ -416,6 +454,17 @@ def _whatsapp_content(kind: str, message: dict[str, Any]) -> tuple[str, list[Att
         items = _dicts(body.get("product_items"))
         return optional_str(body.get("text")) or f"Order with {len(items)} item(s)", []
     return "", []
+
+
+def _choice_id(kind: str, message: dict[str, Any]) -> str | None:
+    """The id of the button or list row the customer chose (what our flow keys on)."""
+    if kind == "interactive":
+        body = _dict(message.get("interactive"))
+        chosen = _dict(body.get("button_reply")) or _dict(body.get("list_reply"))
+        return optional_str(chosen.get("id"))
+    if kind == "button":
+        return optional_str(_dict(message.get("button")).get("payload"))
+    return None
 
 
 def _dict(value: Any) -> dict[str, Any]:
