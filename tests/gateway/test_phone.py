@@ -132,3 +132,126 @@ class TestContactLens:
         payload = lens(shared_data, "contact-lens-example-output-files.example1.json")
         with pytest.raises(Unprocessable):
             parse({**payload, "Transcript": []})
+
+
+def twilio_schema(shared_data: Path) -> dict:
+    spec = json.loads(
+        (shared_data / "transcripts/twilio-intelligence/twilio_intelligence_v2.json").read_text()
+    )
+    return spec["components"]["schemas"]
+
+
+# A completed Voice Intelligence transcript and its sentences, in the v2 resources' shape.
+TWILIO_TRANSCRIPT = {
+    "transcript": {
+        "account_sid": "AC" + "0" * 32,
+        "service_sid": "GA" + "1" * 32,
+        "sid": "GT" + "2" * 32,
+        "date_created": "2024-05-02T10:00:05Z",
+        "date_updated": "2024-05-02T10:03:00Z",
+        "status": "completed",
+        "channel": {
+            "media_properties": {"source_sid": "RE" + "3" * 32, "source": "Recording"},
+            "participants": [
+                {
+                    "channel_participant": 1,
+                    "media_participant_id": "+34 600 111 222",
+                    "role": "Customer",
+                    "full_name": "Ana García",
+                    "email": "Ana@Example.com",
+                },
+                {
+                    "channel_participant": 2,
+                    "media_participant_id": "+34910000000",
+                    "role": "Agent",
+                    "full_name": "Luis",
+                },
+            ],
+            "type": "voice",
+        },
+        "language_code": "es-ES",
+        "customer_key": "crm-991",
+        "media_start_time": "2024-05-02T09:58:00Z",
+        "duration": 95,
+        "redaction": True,
+    },
+    "sentences": [
+        {
+            "media_channel": 2,
+            "sentence_index": 0,
+            "start_time": "0.5",
+            "end_time": "2.1",
+            "transcript": "Buenos días, le atiende Luis.",
+            "sid": "GX" + "a" * 32,
+            "confidence": "0.93",
+        },
+        {
+            "media_channel": 1,
+            "sentence_index": 1,
+            "start_time": "2.4",
+            "end_time": "5.0",
+            "transcript": "Me han cobrado dos veces la factura.",
+            "sid": "GX" + "b" * 32,
+            "confidence": "0.91",
+        },
+        {
+            "media_channel": 1,
+            "sentence_index": 2,
+            "start_time": "5.2",
+            "end_time": "6.0",
+            "transcript": "Quiero la devolución.",
+            "sid": "GX" + "c" * 32,
+            "confidence": "0.95",
+        },
+    ],
+}
+
+
+class TestTwilioIntelligence:
+    def test_fixture_fields_are_the_ones_we_read(self, shared_data: Path) -> None:
+        schemas = twilio_schema(shared_data)
+        transcript = schemas["intelligence.v2.transcript"]["properties"]
+        sentence = schemas["intelligence.v2.transcript.sentence"]["properties"]
+        for key in ("sid", "channel", "language_code", "customer_key", "media_start_time"):
+            assert key in transcript
+        for key in ("media_channel", "sentence_index", "start_time", "end_time", "transcript"):
+            assert key in sentence
+
+    def test_transcript_becomes_a_phone_contact(self) -> None:
+        [contact] = adapter.parse(delivery(TWILIO_TRANSCRIPT))
+        assert contact.channel is Channel.PHONE
+        assert contact.customer.phone == "+34600111222"
+        assert contact.customer.email == "ana@example.com"
+        assert contact.customer.name == "Ana García"
+        assert contact.customer.language == "es"
+        assert contact.customer.provider_ids["twilio_customer_key"] == "crm-991"
+        assert contact.text == "Me han cobrado dos veces la factura.\nQuiero la devolución."
+        assert [turn.speaker for turn in contact.transcript] == ["agent", "customer", "customer"]
+        assert contact.transcript[1].start_ms == 2400
+        assert contact.external_id == "twilio-intelligence:GT" + "2" * 32
+        assert contact.metadata["source"] == "twilio-intelligence"
+
+    def test_flat_resource_with_sentences(self) -> None:
+        flat = {**TWILIO_TRANSCRIPT["transcript"], "sentences": TWILIO_TRANSCRIPT["sentences"]}
+        [contact] = adapter.parse(delivery(flat))
+        [nested] = adapter.parse(delivery(TWILIO_TRANSCRIPT))
+        assert contact.contact_id == nested.contact_id
+
+    def test_without_roles_channel_one_is_the_caller(self) -> None:
+        resource = json.loads(json.dumps(TWILIO_TRANSCRIPT))
+        for participant in resource["transcript"]["channel"]["participants"]:
+            participant.pop("role")
+        [contact] = adapter.parse(delivery(resource))
+        assert contact.customer.phone == "+34600111222"
+        assert contact.text.startswith("Me han cobrado")
+
+    def test_completion_webhook_without_sentences_is_422(self) -> None:
+        webhook = {
+            "account_sid": "AC" + "0" * 32,
+            "service_sid": "GA" + "1" * 32,
+            "transcript_sid": "GT" + "2" * 32,
+            "customer_key": "crm-991",
+            "event_type": "voice_intelligence_transcript_available",
+        }
+        with pytest.raises(Unprocessable):
+            adapter.parse(delivery(webhook))

@@ -1,9 +1,11 @@
 """Phone: a call (or contact-centre chat) transcript, posted once the call has ended.
 
-Two shapes are accepted on the same route, told apart by their fields: our generic transcript
-(`call_id`, `caller`, `turns`) and Amazon Connect Contact Lens analysis output (`Transcript`,
-`Participants`, `CustomerMetadata`/`JobDetails`...). The customer's turns become the contact's
-text, which is what the classifier reads; the whole dialogue stays in `transcript` for the agent.
+Three shapes are accepted on the same route, told apart by their fields: our generic transcript
+(`call_id`, `caller`, `turns`), Amazon Connect Contact Lens analysis output (`Transcript`,
+`Participants`, `CustomerMetadata`/`JobDetails`...) and a Twilio Voice Intelligence v2
+transcript with its sentences (`sid` "GT...", `channel.participants`, `sentences`). The
+customer's turns become the contact's text, which is what the classifier reads; the whole
+dialogue stays in `transcript` for the agent.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from omniroute.shared.events import (
     InboundContact,
     TranscriptTurn,
 )
+from omniroute.shared.identity import normalise_email, normalise_phone
 from omniroute.shared.settings import Settings
 
 Speaker = Literal["customer", "agent", "system"]
@@ -122,7 +125,10 @@ class PhoneAdapter:
     name = "phone"
     authentication: Authentication = "api_key"
     content_types = ("application/json",)
-    summary = "Ingest a call transcript (generic or Amazon Connect Contact Lens)"
+    summary = (
+        "Ingest a call transcript (generic, Amazon Connect Contact Lens, or Twilio Voice "
+        "Intelligence)"
+    )
     body_model: type[BaseModel] | None = CallTranscript
 
     def verify(self, delivery: RawDelivery, settings: Settings) -> None:
@@ -138,6 +144,8 @@ class PhoneAdapter:
         payload = require_object(load_json(delivery))
         if is_contact_lens(payload):
             return [parse_contact_lens(payload, received_at=delivery.received_at)]
+        if is_twilio_intelligence(payload):
+            return [parse_twilio_intelligence(payload, received_at=delivery.received_at)]
         try:
             transcript = CallTranscript.model_validate(payload)
         except ValidationError as exc:
@@ -276,6 +284,143 @@ def parse_contact_lens(payload: dict[str, Any], *, received_at: datetime) -> Inb
         transcript=turns,
         metadata=metadata,
     )
+
+
+# Twilio Voice Intelligence
+
+
+def is_twilio_intelligence(payload: dict[str, Any]) -> bool:
+    """A Voice Intelligence v2 transcript (GT... sid), or its completion webhook."""
+    transcript = _dict(payload.get("transcript")) or payload
+    sid = optional_str(transcript.get("sid")) or optional_str(payload.get("transcript_sid"))
+    sentences = payload.get("sentences")
+    return bool(sid and sid.startswith("GT")) or (
+        isinstance(sentences, list)
+        and any(isinstance(item, dict) and "media_channel" in item for item in sentences)
+    )
+
+
+def parse_twilio_intelligence(payload: dict[str, Any], *, received_at: datetime) -> InboundContact:
+    """The transcript resource with its sentences, as the integration fetched them.
+
+    Accepted as `{"transcript": {...}, "sentences": [...]}` or the resource's fields with a
+    `sentences` list beside them. Participants come from `channel.participants`: the one whose
+    role is Customer (else media channel 1, Twilio's default for the caller) is the customer,
+    identified by their number (`media_participant_id`, to E.164).
+    """
+    resource = _dict(payload.get("transcript")) or payload
+    sentences = payload.get("sentences")
+    if sentences is None:
+        sentences = resource.get("sentences")
+    if not isinstance(sentences, list) or not sentences:
+        raise Unprocessable(
+            "the Voice Intelligence transcript has no sentences: post the transcript resource "
+            "with its sentences (GET .../Transcripts/{sid}/Sentences) once it is completed"
+        )
+    sid = optional_str(resource.get("sid")) or optional_str(payload.get("transcript_sid"))
+    participants = [
+        item
+        for item in _list(_dict(resource.get("channel")).get("participants"))
+        if isinstance(item, dict)
+    ]
+    roles: dict[int, Speaker] = {}
+    customer: dict[str, Any] = {}
+    for participant in participants:
+        channel = _int(participant.get("channel_participant"))
+        role = _role(participant.get("role"))
+        if channel is not None and role is not None:
+            roles[channel] = role
+        if role == "customer" and not customer:
+            customer = participant
+    if not customer:
+        customer = next((p for p in participants if _int(p.get("channel_participant")) == 1), {})
+    if not roles:
+        roles = {1: "customer", 2: "agent"}
+
+    turns: list[TranscriptTurn] = []
+    ordered = sorted(
+        (item for item in sentences[:MAX_TURNS] if isinstance(item, dict)),
+        key=lambda item: _int(item.get("sentence_index")) or 0,
+    )
+    for item in ordered:
+        text = optional_str(item.get("transcript"))
+        if not text:
+            continue
+        channel = _int(item.get("media_channel"))
+        turns.append(
+            TranscriptTurn(
+                speaker=roles.get(channel, "system") if channel is not None else "system",
+                text=text[:MAX_TURN_CHARS],
+                start_ms=_seconds_to_ms(item.get("start_time")),
+                end_ms=_seconds_to_ms(item.get("end_time")),
+            )
+        )
+    if not turns:
+        raise Unprocessable("the Voice Intelligence transcript has no spoken sentences")
+
+    number = optional_str(customer.get("media_participant_id"))
+    phone = normalise_phone(number) if number else None
+    provider_ids: dict[str, str] = {}
+    if sid:
+        provider_ids["twilio_transcript_sid"] = short(sid)
+    customer_key = optional_str(resource.get("customer_key"))
+    if customer_key:
+        provider_ids["twilio_customer_key"] = short(customer_key)
+    if number and not phone:
+        provider_ids["caller"] = short(number)
+    media = _dict(_dict(resource.get("channel")).get("media_properties"))
+    source_sid = optional_str(media.get("source_sid"))
+    call_key = source_sid or sid or "sha256:" + sha256_hex(canonical_json(payload))
+    metadata = {"source": "twilio-intelligence"}
+    for key, value in (
+        ("transcript_sid", sid),
+        ("source_sid", source_sid),
+        ("service_sid", optional_str(resource.get("service_sid"))),
+        ("redaction", optional_str(resource.get("redaction"))),
+    ):
+        if value:
+            metadata[key] = short(value)
+    name = optional_str(customer.get("full_name"))
+    email = normalise_email(optional_str(customer.get("email")))
+    return InboundContact.build(
+        channel=Channel.PHONE,
+        external_id=bounded_identifier(f"twilio-intelligence:{sid or call_key}"),
+        conversation_key=bounded_identifier(call_key),
+        received_at=received_at,
+        occurred_at=parse_iso(resource.get("media_start_time"))
+        or parse_iso(resource.get("date_created")),
+        customer=CustomerRef(
+            name=short(name) if name else None,
+            email=short(email) if email else None,
+            phone=phone,
+            language=_language(optional_str(resource.get("language_code"))),
+            provider_ids=provider_ids,
+        ),
+        text=customer_text(turns),
+        transcript=turns,
+        metadata=metadata,
+    )
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _seconds_to_ms(value: Any) -> int | None:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(seconds * 1000) if 0 <= seconds < 10**7 else None
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def customer_text(turns: list[TranscriptTurn]) -> str:
