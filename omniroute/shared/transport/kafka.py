@@ -231,6 +231,30 @@ class KafkaBus:
                 f"Kafka refused {topic}: {type(exc).__name__}", retry_after=RETRY_AFTER_SECONDS
             ) from exc
 
+    async def _send_patiently(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> bool:
+        """Send once and wait for the ack as long as it takes; False if stopping first.
+
+        Unlike publish there is no caller waiting for an answer, so rather than time out and
+        send again (a duplicate once the broker is back) wait for the producer's own retries.
+        """
+        producer = self._producer
+        if producer is None:
+            return False
+        ack = await producer.send(topic, value, key=key, headers=headers or None)
+        stopping = asyncio.ensure_future(self._stopping.event.wait())
+        try:
+            await asyncio.wait({ack, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not ack.done():
+            # Retrieve its outcome later so a failure is not reported as never retrieved.
+            ack.add_done_callback(lambda f: f.cancelled() or f.exception())
+            return False
+        ack.result()
+        return True
+
     # Connection
 
     async def _connect_forever(self) -> None:
@@ -518,18 +542,23 @@ class _Consumer:
         )
         headers = [(n, v) for n, v in record.headers or () if n not in dlq]
         headers += [(name, value.encode()) for name, value in dlq.items()]
-        key = record.key.decode("utf-8", errors="replace") if record.key is not None else None
         attempt = 0
         while True:
             attempt += 1
             try:
-                await self._bus._send(self._dlq_topic, [(key, record.value or b"", headers)])
-            except BusUnavailable:
+                written = await self._bus._send_patiently(
+                    self._dlq_topic, record.key, record.value or b"", headers
+                )
+            except KafkaError as exc:
                 # Committing without the dead letter would lose the message: hold the partition.
-                self._log.warning("bus.kafka.dead_letter_retry", attempt=attempt)
+                self._log.warning(
+                    "bus.kafka.dead_letter_retry", attempt=attempt, error=type(exc).__name__
+                )
                 if not await self._stopping.sleep(_backoff(attempt, base=0.5)):
                     return False
                 continue
+            if not written:
+                return False
             metrics.DEAD_LETTERS.labels(topic=record.topic, group=self._sub.group).inc()
             self._log.error(
                 "bus.kafka.dead_lettered",
