@@ -254,10 +254,11 @@ class TestBodyLimit:
             for _ in range(20):
                 yield b"x" * 65536
 
+        # E-mail paths have their own, larger limit (tests/gateway/test_body_limits.py).
         response = await gateway.client.post(
-            "/v1/channels/email",
+            "/v1/channels/chat",
             content=chunks(),
-            headers={**gateway.auth(), "Content-Type": "message/rfc822"},
+            headers={**gateway.auth(), "Content-Type": "application/json"},
         )
         assert_problem(response, 413)
 

@@ -32,7 +32,7 @@ from omniroute.gateway.channels.base import (
     sha256_hex,
     short,
 )
-from omniroute.gateway.channels.replies import latest_reply, strip_signature
+from omniroute.gateway.channels.replies import cut_html_quote, latest_reply, strip_signature
 from omniroute.shared.errors import BadRequest
 from omniroute.shared.events import (
     MAX_TEXT_CHARS,
@@ -225,7 +225,7 @@ def parse_email(raw: bytes, *, received_at: datetime | None = None) -> InboundCo
 
     name, address = _sender(message)
     subject = _collapse(_header(message, "subject"))[:2000] or None
-    text, quoted = latest_reply(_body_text(message), subject=subject)
+    text, quoted = latest_reply(_body_text(message, subject), subject=subject)
     text, signed = strip_signature(text, sender_name=name, sender_email=address)
     attachments = _attachments(message)
     flag = auto_submitted(message, subject or "", address or "")
@@ -464,7 +464,7 @@ def _is_attachment(part: Message) -> bool:
     return True
 
 
-def _body_text(message: Message) -> str:
+def _body_text(message: Message, subject: str | None = None) -> str:
     plain: list[str] = []
     html: str | None = None
     for part, enclosed in _parts(message):
@@ -482,7 +482,7 @@ def _body_text(message: Message) -> str:
     if plain:
         return _tidy("\n\n".join(plain))
     if html:
-        return _tidy(html_to_text(html))
+        return _tidy(html_to_text(cut_html_quote(html, subject=subject)))
     return ""
 
 

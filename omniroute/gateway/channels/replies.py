@@ -23,10 +23,18 @@ _ORIGINAL_MESSAGE = re.compile(
     r"ursprüngliche nachricht|messaggio originale|mensagem original)\s*-{2,}\s*$",
     re.IGNORECASE,
 )
-_FROM_LINE = re.compile(r"^\s*\*?(from|de|von|da|van)\*?\s*:\s*\S", re.IGNORECASE)
-_SENT_LINE = re.compile(
-    r"^\s*\*?(sent|date|enviado|fecha|gesendet|datum|envoyé|data)\*?\s*:\s*\S", re.IGNORECASE
+_FROM_LINE = re.compile(
+    r"^\s*\*?(from|de|von|da|van|от|od|från|fra|lähettäjä)\*?\s*:\s*\S", re.IGNORECASE
 )
+_SENT_LINE = re.compile(
+    r"^\s*\*?(sent|date|enviado|enviada|fecha|gesendet|datum|envoyé|data|отправлено|дата|"
+    r"wysłano|skickat|sendt|verzonden|inviato|lähetetty)\*?\s*:\s*\S",
+    re.IGNORECASE,
+)
+# "26.06.2014, 14:41, "Alexander" <a@b.c>:" and "Thu, 26 Jun 2014 14:00 от A <a@b.c>:": clients
+# that put a date and the address before a colon instead of "wrote".
+_DATED_ADDRESS = re.compile(r"\d{1,4}[./:-]\d{1,2}.{0,200}<?[\w.+-]+@[\w-]+(\.[\w-]+)+>?\s*:\s*$")
+_HEADER_BLOCK_LINES = 4
 _FORWARDED = re.compile(
     r"^[\s>-]*(-{3,}|begin)\s*(forwarded message|mensaje reenviado|message transféré|"
     r"weitergeleitete nachricht|forwarded)",
@@ -80,11 +88,11 @@ def _quote_header(lines: list[str]) -> tuple[int, int] | None:
             continue
         if _ORIGINAL_MESSAGE.match(stripped):
             return index, index + 1
-        if _FROM_LINE.match(stripped) and any(
-            _SENT_LINE.match(following) for following in lines[index + 1 : index + 4]
-        ):
+        if _header_block(lines, index):
             start = index - 1 if index > 0 and _SEPARATOR.match(lines[index - 1]) else index
             return start, index + 1
+        if len(stripped) <= 400 and _DATED_ADDRESS.search(stripped):
+            return index, index + 1
         if _ATTRIBUTION_START.match(stripped):
             # An attribution may wrap over a few lines before its closing "wrote:".
             joined = ""
@@ -97,6 +105,17 @@ def _quote_header(lines: list[str]) -> tuple[int, int] | None:
                 if _ATTRIBUTION_END.search(joined) and _looks_like_attribution(joined):
                     return index, index + offset + 1
     return None
+
+
+def _header_block(lines: list[str], index: int) -> bool:
+    """A quoted message's header block (From/Sent/Date...) starting at this line, any order."""
+    first = lines[index]
+    if not (_FROM_LINE.match(first) or _SENT_LINE.match(first)):
+        return False
+    block = lines[index : index + _HEADER_BLOCK_LINES]
+    return any(_FROM_LINE.match(line) for line in block) and any(
+        _SENT_LINE.match(line) for line in block
+    )
 
 
 def _looks_like_attribution(joined: str) -> bool:
@@ -129,7 +148,7 @@ def _trim(lines: list[str]) -> list[str]:
 
 # Signatures: what the customer wrote stops before their sign-off block.
 
-_SIGNATURE_DELIMITER = re.compile(r"^--\s*$")  # RFC 3676's "-- ", and its trimmed form
+_SIGNATURE_DELIMITER = re.compile(r"^\s*--\s*$")  # RFC 3676's "-- ", and its trimmed form
 _RULE = re.compile(r"^\s*[-_=*~]{4,}\s*$")
 _DEVICE = re.compile(
     r"^\s*(sent from my|sent from (?:outlook|mail|yahoo|samsung|gmail)|sent with|sent via|"
@@ -181,7 +200,7 @@ def _signature_start(lines: list[str], names: list[str]) -> int | None:
     for index in range(start, len(lines)):
         if _SIGNATURE_DELIMITER.match(lines[index]):
             return index
-    window = max(1, len(lines) - _SIGNATURE_WINDOW)
+    window = max(1, _nth_content_line_from_end(lines, _SIGNATURE_WINDOW + 1))
     for index in range(window, len(lines)):
         if _RULE.match(lines[index]) and _signature_like(lines[index + 1 :]):
             return index
@@ -198,6 +217,17 @@ def _signature_start(lines: list[str], names: list[str]) -> int | None:
         if starts and after_break and _signature_like(lines[index + 1 : end]):
             return index
     return device_cut
+
+
+def _nth_content_line_from_end(lines: list[str], count: int) -> int:
+    """The index of the count-th non-empty line from the end (0 when there are fewer)."""
+    seen = 0
+    for index in range(len(lines) - 1, -1, -1):
+        if lines[index].strip():
+            seen += 1
+            if seen == count:
+                return index
+    return 0
 
 
 def _signature_like(lines: list[str]) -> bool:
@@ -227,3 +257,34 @@ def _is_name(line: str, names: list[str]) -> bool:
         return False
     words = re.findall(r"\w+", line.lower())
     return bool(words) and words[0] in names
+
+
+# HTML replies: clients wrap the quoted history in a known element; everything from the first
+# one on is history. Cut before converting, where the structure still says what is quoted.
+_HTML_QUOTE = re.compile(
+    r"<(?:div|blockquote|span|hr)\b[^>]*?(?:"
+    r"class=[\"']?[^\"'>]*\b(?:gmail_quote|yahoo_quoted|moz-cite-prefix|OutlookMessageHeader)\b|"
+    r"id=[\"']?(?:appendonsend|divRplyFwdMsg|OLK_SRC_BODY_SECTION|zwchr|stopSpelling)\b|"
+    r"type=[\"']?cite\b)",
+    re.IGNORECASE,
+)
+_HTML_TAGS = re.compile(r"<[^>]*>")
+_HR = re.compile(r"<hr\b[^>]*>", re.IGNORECASE)
+
+
+def cut_html_quote(html: str, *, subject: str | None = None) -> str:
+    """The HTML before the first quoted-history container; the whole HTML for forwards."""
+    # A rule is where Outlook-style headers start; make it a line of its own for the text pass.
+    html = _HR.sub("<br>________________________________<br>", html)
+    if is_forward(subject):
+        return html
+    match = _HTML_QUOTE.search(html)
+    if match is None:
+        return html
+    before = html[: match.start()]
+    after = _HTML_TAGS.sub(" ", html[match.start() : match.start() + 2000])
+    if not _HTML_TAGS.sub(" ", before).replace("&nbsp;", " ").strip():
+        return html
+    if _FORWARDED.search(" ".join(after.split())[:200]):
+        return html
+    return before
