@@ -128,6 +128,9 @@ class RouterSettings(BaseSettings):
     # Event-log ids re-examined behind each endpoint's cursor, for transactions that commit
     # after later ones (PostgreSQL hands out ids before commit).
     webhook_fanout_lookback: int = Field(default=1000, ge=0)
+    # PostgreSQL: how long a writer transaction may hold back the fan-out before the lookback
+    # alone is relied on for it.
+    webhook_horizon_max_wait_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("webhook_retry_schedule")
     @classmethod

@@ -4,9 +4,13 @@ Fan-out: each endpoint keeps a cursor into `conversation_events` (by id). A pass
 events after it, creates one `webhook_deliveries` row per matching event and moves the cursor,
 in one transaction that first claims the endpoint with `UPDATE ... WHERE cursor = :old` (row
 count 1, or another replica is on it). PostgreSQL hands out ids before commit, so a transaction
-can commit an id below one already seen: each pass also re-reads `lookback` ids behind the
-cursor and skips events that already have a delivery. The unique (endpoint_id, event_id) makes a
-second delivery of one event for one endpoint impossible, whatever the timing.
+can commit an id below one already seen. So on PostgreSQL a pass reads only up to a safe
+horizon (`LogHorizon`): an id seen at one snapshot becomes safe once every transaction in
+flight at that snapshot has finished, since only those can still hold a lower id. SQLite has one
+writer, so its ids commit in order; but it reuses the highest id after a deletion (an erased
+conversation), so each pass also re-reads `lookback` ids behind the cursor and skips events that
+already have a delivery. The unique (endpoint_id, event_id) makes a second delivery of one event
+for one endpoint impossible, whatever the timing.
 
 Deliveries: due rows are claimed one by one with `UPDATE ... WHERE status = 'pending'` (or a
 claim that expired with its worker) and a claim token; the outcome is written only while the
@@ -16,13 +20,14 @@ token still holds. Services flush; the caller's unit of work commits.
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -194,30 +199,96 @@ def _insert(session: AsyncSession) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
+class LogHorizon:
+    """The highest event-log id at or below which no event can still be committed.
+
+    PostgreSQL only (elsewhere `safe()` is None: SQLite commits ids in order). An id is handed
+    out before its transaction commits, so an id visible in one snapshot does not mean every
+    lower id is visible. Every lower id was handed out earlier, though, to a transaction that
+    was then committed or in flight; once the oldest transaction still running is newer than that
+    snapshot's `xmax`, all of them have finished and the id is safe. One process's tracker; the
+    pass that sees the candidate usually confirms it at once, or a later pass does.
+
+    Transactions are counted cluster-wide, so a writer that runs for long anywhere holds the
+    horizon back; after `max_wait` seconds the candidate is taken anyway and the lookback
+    covers the late commit. The lookback also covers the instant between a transaction taking
+    an id and being given its xid.
+    """
+
+    def __init__(self, max_wait: float = 60.0) -> None:
+        self.max_wait = max_wait
+        self._safe = 0
+        # (head id, snapshot xmax, monotonic time seen), oldest first
+        self._pending: list[tuple[int, int, float]] = []
+
+    @property
+    def caught_up(self) -> bool:
+        """Whether every event seen so far is below the horizon."""
+        return not self._pending
+
+    async def safe(self, session: AsyncSession) -> int | None:
+        if session.get_bind().dialect.name != "postgresql":
+            return None
+        head, xmax = (
+            await session.execute(
+                text(
+                    "SELECT (SELECT coalesce(max(id), 0) FROM conversation_events), "
+                    "pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+                )
+            )
+        ).one()
+        now = time.monotonic()
+        # Keep the oldest candidate (the first to become safe) and the newest one.
+        self._pending = [*self._pending[:1], (int(head), int(xmax), now)]
+        running = int(
+            await session.scalar(
+                text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            )
+            or 0
+        )
+        settled = [
+            head_id
+            for head_id, seen_xmax, seen_at in self._pending
+            if seen_xmax <= running or now - seen_at > self.max_wait
+        ]
+        if settled:
+            self._safe = max(self._safe, *settled)
+        self._pending = [c for c in self._pending if c[0] > self._safe]
+        return self._safe
+
+
 async def enabled_endpoint_ids(session: AsyncSession) -> list[uuid.UUID]:
     query = select(WebhookEndpoint.id).where(WebhookEndpoint.enabled.is_(True))
     return list((await session.scalars(query)).all())
 
 
 async def fan_out(
-    session: AsyncSession, endpoint_id: uuid.UUID, *, lookback: int, limit: int
+    session: AsyncSession,
+    endpoint_id: uuid.UUID,
+    *,
+    lookback: int,
+    limit: int,
+    horizon: int | None = None,
 ) -> int:
     """Create deliveries for one endpoint's new events; returns how many (0 if claimed elsewhere).
 
-    Run in a transaction of its own: a lost claim (row count 0) must leave nothing behind.
+    Events above `horizon` (from `LogHorizon`; None: no limit) wait for a later pass. Run in a
+    transaction of its own: a lost claim (row count 0) must leave nothing behind.
     """
     endpoint = await session.get(WebhookEndpoint, endpoint_id, populate_existing=True)
     if endpoint is None or not endpoint.enabled:
         return 0
     old_cursor = endpoint.cursor
     head = await _log_head(session)
+    if horizon is not None:
+        head = min(head, horizon)
     start = max(endpoint.floor, old_cursor - lookback)
     already = exists().where(
         WebhookDelivery.endpoint_id == endpoint_id,
         WebhookDelivery.event_id == ConversationEvent.event_id,
     )
     query = select(ConversationEvent.id, ConversationEvent.event_id, ConversationEvent.type).where(
-        ConversationEvent.id > start, ~already
+        ConversationEvent.id > start, ConversationEvent.id <= head, ~already
     )
     if endpoint.event_types is not None:
         query = query.where(ConversationEvent.type.in_(endpoint.event_types))

@@ -69,6 +69,7 @@ class WebhookWorker:
         self._client: httpx.AsyncClient | None = None
         self._kick = asyncio.Event()
         self._stopping = False
+        self._horizon = service.LogHorizon(settings.webhook_horizon_max_wait_seconds)
 
     async def start(self) -> None:
         timeout = self.settings.webhook_timeout_seconds
@@ -84,6 +85,11 @@ class WebhookWorker:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+    @property
+    def caught_up(self) -> bool:
+        """Whether the last fan-out reached every event it saw (PostgreSQL may lag a pass)."""
+        return self._horizon.caught_up
 
     def kick(self) -> None:
         """Ask for a pass soon (coalesced)."""
@@ -131,6 +137,7 @@ class WebhookWorker:
         created = 0
         async with self.sessions() as session:
             endpoint_ids = await service.enabled_endpoint_ids(session)
+            horizon = await self._horizon.safe(session)
         for endpoint_id in endpoint_ids:
             while True:
                 try:
@@ -140,6 +147,7 @@ class WebhookWorker:
                             endpoint_id,
                             lookback=self.settings.webhook_fanout_lookback,
                             limit=self.settings.webhook_batch_size,
+                            horizon=horizon,
                         )
                 except IntegrityError:
                     # An event vanished under us (its conversation was erased): next pass.

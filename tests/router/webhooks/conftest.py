@@ -171,9 +171,13 @@ async def record(
             uow.record(conversation_id, type_, {"note": type_.value})
 
 
-async def drain(worker: WebhookWorker, rounds: int = 20) -> None:
-    """Run passes until one makes no attempt (retries are due at once with the test schedule)."""
-    for _ in range(rounds):
-        if await worker.run_once() == 0:
-            return
-    raise AssertionError(f"deliveries still due after {rounds} passes")
+async def drain(worker: WebhookWorker) -> None:
+    """Run passes until one makes no attempt (retries are due at once with the test schedule)
+    and the fan-out has reached every event (on PostgreSQL it waits for writers in flight)."""
+    async with asyncio.timeout(WAIT_SECONDS):
+        while True:
+            made = await worker.run_once()
+            if made == 0 and worker.caught_up:
+                return
+            if made == 0:
+                await asyncio.sleep(0.02)

@@ -441,3 +441,41 @@ class TestExactlyOnceCreation:
             await session.commit()
         await drain(worker)
         assert sorted(r.json["type"] for r in receiver.requests) == sorted(ROUTED)
+
+
+class TestCommitOrder:
+    @pytest.mark.postgres
+    @pytest.mark.parametrize("database_settings", ["postgres"], indirect=True)
+    async def test_an_event_committed_after_a_later_one_is_not_skipped(
+        self,
+        runtime: RouterRuntime,
+        api: httpx.AsyncClient,
+        webhook_settings: RouterSettings,
+        receiver: Receiver,
+    ) -> None:
+        """PostgreSQL hands out ids before commit; SQLite's single writer cannot do this."""
+        settings = webhook_settings.model_copy(update={"webhook_fanout_lookback": 0})
+        worker = WebhookWorker(runtime.sessions, settings)
+        await worker.start()
+        await register(api, receiver.url, ["sla.warning"])
+        conversation_id = await new_conversation(runtime)
+        try:
+            async with runtime.sessions() as slow:
+                slow.add(
+                    ConversationEvent(
+                        conversation_id=conversation_id,
+                        type=RoutingEventType.SLA_WARNING.value,
+                        data={"note": "slow"},
+                    )
+                )
+                await slow.flush()  # its id is taken; the commit comes last
+                async with runtime.uow() as uow:
+                    uow.record(conversation_id, RoutingEventType.SLA_WARNING, {"note": "fast"})
+                for _ in range(3):  # the slow writer holds the horizon: no drain to the end
+                    await worker.run_once()
+                assert not worker.caught_up
+                await slow.commit()
+            await drain(worker)
+        finally:
+            await worker.stop()
+        assert sorted(r.json["data"]["note"] for r in receiver.requests) == ["fast", "slow"]
