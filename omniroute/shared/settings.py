@@ -125,8 +125,8 @@ class RouterSettings(BaseSettings):
     webhook_concurrency: int = Field(default=10, gt=0)
     # A claimed delivery whose worker died is taken over after this long (> the timeout).
     webhook_claim_seconds: float = Field(default=120.0, gt=0)
-    # Event-log ids re-examined behind each endpoint's cursor, for transactions that commit
-    # after later ones (PostgreSQL hands out ids before commit).
+    # Event-log ids re-read behind each endpoint's cursor: a safety net for ids committed out
+    # of order (see omniroute/router/webhooks/service.py).
     webhook_fanout_lookback: int = Field(default=1000, ge=0)
     # PostgreSQL: how long a writer transaction may hold back the fan-out before the lookback
     # alone is relied on for it.
