@@ -32,8 +32,10 @@ from omniroute.shared.auth import Role, require_roles
 from omniroute.shared.errors import (
     PROBLEM_JSON,
     AppError,
+    BadRequest,
     NotFound,
     PayloadTooLarge,
+    Unauthorized,
     Unprocessable,
     UnsupportedMediaType,
 )
@@ -155,7 +157,7 @@ def _add_channel_routes(router: APIRouter, adapter: ChannelAdapter) -> None:
     async def receive(request: Request) -> Response:
         settings = _settings(request)
         delivery = await _delivery(request, settings)
-        adapter.verify(delivery, settings)
+        _verify(adapter, delivery, settings)
         _require_media_type(request, adapter.content_types)
         contacts = await _parse(adapter, delivery)
         receipts = await _publisher(request).publish(contacts)
@@ -208,12 +210,29 @@ def _handshake_endpoint(adapter: ChannelAdapter) -> Callable[[Request], Awaitabl
     async def handshake(request: Request) -> Response:
         settings = _settings(request)
         delivery = await _delivery(request, settings)
-        response = adapter.handshake(delivery, settings)
+        try:
+            response = adapter.handshake(delivery, settings)
+        except AppError:
+            raise
+        except Exception as exc:
+            log.warning("gateway.channel.handshake_failed", channel=adapter.name)
+            raise BadRequest("the handshake request could not be answered") from exc
         if response is None:
             raise NotFound("this channel has no handshake")
         return response
 
     return handshake
+
+
+def _verify(adapter: ChannelAdapter, delivery: RawDelivery, settings: Settings) -> None:
+    """The adapter's authentication; a hostile body breaking it is a 401, never a 500."""
+    try:
+        adapter.verify(delivery, settings)
+    except AppError:
+        raise
+    except Exception as exc:
+        log.warning("gateway.channel.verify_failed", channel=adapter.name, error=type(exc).__name__)
+        raise Unauthorized("the delivery could not be authenticated") from exc
 
 
 async def _parse(adapter: ChannelAdapter, delivery: RawDelivery) -> list[InboundContact]:
