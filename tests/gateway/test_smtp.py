@@ -119,3 +119,32 @@ class TestSmtpIngress:
         code, _ = await deliver(listener.port, auto)
         assert code == 250
         assert listener.published[0].metadata["auto_submitted"] == "auto-replied"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class TestGatewayApp:
+    async def test_gateway_app_serves_smtp_on_the_given_port(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        from omniroute.services.apps import create_gateway_app
+        from omniroute.shared.settings import Settings
+
+        monkeypatch.setenv("OMNIROUTE_DATABASE_URL", f"sqlite:///{tmp_path / 'gw.db'}")
+        monkeypatch.setenv("OMNIROUTE_ADMIN_KEY", "omr_smtp-test-admin")
+        monkeypatch.setenv("OMNIROUTE_BUS", "inprocess://")
+        port = free_port()
+        app = create_gateway_app(Settings(), smtp_port=port)
+        async with app.router.lifespan_context(app):
+            code, reply = await deliver(port, MESSAGE)
+            assert code == 250
+            assert b"queued as" in reply
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.to_thread(send, port, MESSAGE)
