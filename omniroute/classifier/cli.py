@@ -47,6 +47,9 @@ def train(
     split: SplitOpt = None,
     c: Annotated[float, typer.Option("--c", help="SVM regularisation (higher fits closer)")] = 1.0,
     min_df: Annotated[int, typer.Option("--min-df", help="drop n-grams rarer than this")] = 1,
+    balanced: Annotated[
+        bool, typer.Option("--balanced/--no-balanced", help="weight classes by their rarity")
+    ] = True,
 ) -> None:
     """Train a model on labelled rows; rows labelled `unknown` or `oos` are never predicted."""
     _logs_to_stderr()
@@ -58,7 +61,9 @@ def train(
 
     started = time.perf_counter()
     with tqdm(total=training_steps(len(dataset)), unit="row", leave=False) as bar:
-        model = train_model(dataset.texts, dataset.labels, c=c, min_df=min_df, progress=bar)
+        model = train_model(
+            dataset.texts, dataset.labels, c=c, min_df=min_df, balanced=balanced, progress=bar
+        )
     model.save(out)
     typer.echo(
         f"trained {model.model_id} on {model.meta['train_rows']} rows, "

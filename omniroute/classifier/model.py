@@ -27,7 +27,8 @@ log = structlog.get_logger(__name__)
 FORMAT = "omniroute-textmodel"
 FORMAT_VERSION = 1
 DEFAULT_EXAMPLES = "examples.jsonl"
-# Labels meaning "none of the categories": used to calibrate rejection, never predicted.
+# Labels meaning "none of the categories": left out of training, never predicted. Rejection
+# comes from the confidence threshold, which is calibrated on in-scope rows.
 OUT_OF_SCOPE_LABELS = frozenset({UNKNOWN, "oos", "out_of_scope"})
 
 _DEFAULT_SCALE = 5.0
@@ -141,11 +142,12 @@ def train_model(
     *,
     c: float = 1.0,
     min_df: int = 1,
+    balanced: bool = True,
     calibrate: bool = True,
     progress: Progress | None = None,
     seed: int = 13,
 ) -> TextModel:
-    """Fit on in-scope rows; out-of-scope rows (`unknown`, `oos`) only inform calibration."""
+    """Fit on in-scope rows; out-of-scope rows (`unknown`, `oos`) are counted, not learnt."""
     from scipy.sparse import csr_matrix
     from sklearn.svm import LinearSVC
 
@@ -176,7 +178,9 @@ def train_model(
     )
 
     def fit(rows: npt.NDArray[np.intp] | None) -> tuple[Any, Any]:
-        svm = LinearSVC(C=c, random_state=seed)
+        # Balanced class weights: intents are rarely as uneven in production (or in a test
+        # split) as in the examples collected, and the rare ones matter as much.
+        svm = LinearSVC(C=c, class_weight="balanced" if balanced else None, random_state=seed)
         if rows is None:
             svm.fit(x, y)
         else:
@@ -206,6 +210,7 @@ def train_model(
         "out_of_scope_rows": int((~in_scope).sum()),
         "features": vectoriser.size,
         "c": c,
+        "balanced": balanced,
     }
     return TextModel(classes, vectoriser, weights, bias, scale, model_id, meta)
 
