@@ -17,6 +17,7 @@ from omniroute.shared.topics import dead_letter_topic
 from omniroute.shared.transport import Bus, BusUnavailable, Message
 from omniroute.shared.transport.factory import create_bus
 from omniroute.shared.transport.kafka import KafkaBus
+from tests.fixtures.broker import TansuBroker
 
 pytestmark = pytest.mark.kafka
 
@@ -26,7 +27,7 @@ SESSION_MS = 6000  # Tansu holds a JoinGroup about half of this
 B = TypeVar("B", bound=Bus)
 
 
-def settings_for(tansu: Any, **overrides: Any) -> BusSettings:
+def settings_for(tansu: TansuBroker, **overrides: Any) -> BusSettings:
     values: dict[str, Any] = {
         "bus": tansu.url,
         "bus_partitions": 3,
@@ -37,7 +38,7 @@ def settings_for(tansu: Any, **overrides: Any) -> BusSettings:
     return BusSettings(**values)
 
 
-def make_bus(tansu: Any, topic: str, **kwargs: Any) -> KafkaBus:
+def make_bus(tansu: TansuBroker, topic: str, **kwargs: Any) -> KafkaBus:
     settings = settings_for(tansu, **kwargs.pop("settings", {}))
     kwargs.setdefault("session_timeout_ms", SESSION_MS)
     return KafkaBus(settings, topics=[topic], **kwargs)
