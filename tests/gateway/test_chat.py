@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 
 from omniroute.gateway.channels.chat import ChatAdapter
@@ -91,3 +95,36 @@ class TestValidation:
     def test_broken_json_is_a_bad_request(self) -> None:
         with pytest.raises(BadRequest):
             adapter.parse(delivery(b'{"session_id": "s'))
+
+
+def chatwoot_sample(shared_data: Path) -> dict:
+    """The documented payload, its // comments removed."""
+    text = (shared_data / "webhooks/chatwoot/add-webhooks-to-chatwoot.md").read_text()
+    block = text.split("```json", 1)[1].split("```", 1)[0]
+    lines = [re.sub(r"\s//.*$", "", line) for line in block.splitlines()]
+    return json.loads(re.sub(r",(\s*[}\]])", r"\1", "\n".join(lines)))
+
+
+class TestChatwoot:
+    def test_documented_sample(self, shared_data: Path) -> None:
+        [contact] = ChatAdapter().parse(delivery(chatwoot_sample(shared_data)))
+        assert contact.channel is Channel.CHAT
+        assert contact.text == "Hi"
+        assert contact.external_id == "chatwoot:1:1"
+        assert contact.conversation_key == "chatwoot:1:1"
+        assert contact.customer.name == "contact-name"
+        assert contact.occurred_at is not None
+        assert contact.occurred_at.year == 2020
+
+    def test_outgoing_and_private_create_nothing(self, shared_data: Path) -> None:
+        sample = chatwoot_sample(shared_data)
+        assert ChatAdapter().parse(delivery({**sample, "message_type": "outgoing"})) == []
+        assert ChatAdapter().parse(delivery({**sample, "private": True})) == []
+        assert ChatAdapter().parse(delivery({**sample, "event": "conversation_created"})) == []
+
+    def test_messages_of_a_conversation_share_it(self, shared_data: Path) -> None:
+        sample = chatwoot_sample(shared_data)
+        [one] = ChatAdapter().parse(delivery(sample))
+        [two] = ChatAdapter().parse(delivery({**sample, "id": "2", "content": "hello?"}))
+        assert one.conversation_id == two.conversation_id
+        assert one.contact_id != two.contact_id
