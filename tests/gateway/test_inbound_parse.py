@@ -255,3 +255,41 @@ class TestThreadingAcrossProviders:
         [reply] = PostmarkAdapter().parse(delivery(payload))
         assert reply.conversation_id == original.conversation_id
         assert reply.text == "Any news?"
+
+
+class TestMachineMailThroughProviders:
+    def test_sendgrid_parsed_auto_reply(self) -> None:
+        fields: dict[str, str | bytes] = {
+            "headers": (
+                "From: Ana <ana@example.com>\nSubject: Automatic reply: Order 42\n"
+                "Auto-Submitted: auto-replied\nMessage-ID: <ooo@example.com>\n"
+            ),
+            "text": "I am out of the office until Monday.",
+            "from": "Ana <ana@example.com>",
+        }
+        body, content_type = multipart(fields)
+        [contact] = SendGridAdapter().parse(delivery(body, content_type))
+        assert contact.metadata["auto_submitted"] == "auto-replied"
+
+    def test_mailgun_parsed_precedence(self, shared_data: Path) -> None:
+        fields = mailgun_fields(shared_data)
+        headers = json.loads(fields["message-headers"]) + [["X-Autoreply", "yes"]]
+        fields["message-headers"] = json.dumps(headers)
+        body, content_type = multipart(fields)
+        [contact] = MailgunAdapter().parse(delivery(body, content_type))
+        assert contact.metadata["auto_submitted"] == "auto-replied"
+
+    def test_postmark_bounce_from_a_mailer_daemon(self) -> None:
+        payload = {
+            "From": "MAILER-DAEMON@mx.example.com",
+            "Subject": "Undelivered Mail Returned to Sender",
+            "TextBody": "This is the mail system at host mx.example.com.",
+            "Headers": [{"Name": "Message-ID", "Value": "<bounce-1@mx.example.com>"}],
+        }
+        [contact] = PostmarkAdapter().parse(delivery(payload))
+        assert contact.metadata["auto_submitted"] == "bounce"
+
+    @pytest.mark.parametrize("record", ["Bounce", "SpamComplaint", "Delivery", "Open"])
+    def test_postmark_event_webhooks_create_nothing(self, record: str) -> None:
+        payload = {"RecordType": record, "MessageID": "x", "Email": "ana@example.com"}
+        assert PostmarkAdapter().parse(delivery(payload)) == []

@@ -198,7 +198,8 @@ class EmailAdapter:
         if media_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
             return [inbound_parse.parse_form_delivery(delivery)]
         if media_type == "application/json":
-            return [inbound_parse.parse_postmark(delivery)]
+            contact = inbound_parse.parse_postmark(delivery)
+            return [contact] if contact is not None else []
         return [parse_email(delivery.body, received_at=delivery.received_at)]
 
 

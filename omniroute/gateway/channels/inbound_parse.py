@@ -301,9 +301,14 @@ def verify_mailgun(form_body: bytes, media_type: str, content_type: str, key: st
         raise Unauthorized("invalid Mailgun signature")
 
 
-def parse_postmark(delivery: RawDelivery) -> InboundContact:
+def parse_postmark(delivery: RawDelivery) -> InboundContact | None:
     """Postmark's inbound JSON; `RawEmail` (when enabled) is the whole message."""
     payload = require_object(decode_json(delivery.body))
+    record = optional_str(payload.get("RecordType"))
+    if record is not None and record.lower() != "inbound":
+        # Postmark's event webhooks (Bounce, SpamComplaint, Delivery, Open...) posted here
+        # by mistake or on purpose: machine events, never work for an agent.
+        return None
     raw = optional_str(payload.get("RawEmail"))
     if raw:
         return parse_email(raw.encode("utf-8", "surrogatepass"), received_at=delivery.received_at)
@@ -423,4 +428,5 @@ class PostmarkAdapter(EmailAdapter):
     summary = "Postmark inbound webhook (JSON)"
 
     def parse(self, delivery: RawDelivery) -> list[InboundContact]:
-        return [parse_postmark(delivery)]
+        contact = parse_postmark(delivery)
+        return [contact] if contact is not None else []
