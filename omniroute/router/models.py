@@ -162,9 +162,11 @@ class Conversation(Base):
     reference: Mapped[str | None] = mapped_column(String(16), index=True, unique=True)
     # Customer notices owed, claimed by the notification timer with conditional UPDATEs.
     acknowledge_pending: Mapped[bool] = mapped_column(
-        Boolean, default=False, server_default=false()
+        Boolean, default=False, server_default=false(), index=True
     )
-    survey_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    survey_pending: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), index=True
+    )
     sla_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sla_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -229,7 +231,7 @@ class Assignment(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     end_reason: Mapped[str | None] = mapped_column(String(32))
     # When the customer was told who is responsible (claimed by the notification timer).
-    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
 
 class ConversationEvent(Base):

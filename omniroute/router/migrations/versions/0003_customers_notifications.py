@@ -30,26 +30,23 @@ def _reference(conversation_id: uuid.UUID) -> str:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("customers", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("timezone", sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column("consent", sa.JSON(), server_default="{}", nullable=False))
-        batch_op.add_column(sa.Column("erased_at", UTCDateTime(), nullable=True))
+    # Plain ADD COLUMNs with constant defaults, never a batch "move and copy": on SQLite that
+    # drops and recreates the table, and with foreign keys on, the DROP cascades to contacts,
+    # offers, assignments and events. (sa.false() as a default would make Alembic recreate.)
+    op.add_column("customers", sa.Column("timezone", sa.String(length=64), nullable=True))
+    op.add_column("customers", sa.Column("consent", sa.JSON(), server_default="{}", nullable=False))
+    op.add_column("customers", sa.Column("erased_at", UTCDateTime(), nullable=True))
 
-    with op.batch_alter_table("conversations", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("reference", sa.String(length=16), nullable=True))
-        batch_op.add_column(
-            sa.Column(
-                "acknowledge_pending", sa.Boolean(), server_default=sa.false(), nullable=False
-            )
+    op.add_column("conversations", sa.Column("reference", sa.String(length=16), nullable=True))
+    for flag in ("acknowledge_pending", "survey_pending"):
+        # '0' is false to both PostgreSQL's boolean input and SQLite's numeric affinity.
+        op.add_column(
+            "conversations", sa.Column(flag, sa.Boolean(), server_default="0", nullable=False)
         )
-        batch_op.add_column(
-            sa.Column("survey_pending", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
-        batch_op.add_column(sa.Column("sla_warned_at", UTCDateTime(), nullable=True))
-        batch_op.add_column(sa.Column("sla_breached_at", UTCDateTime(), nullable=True))
+    op.add_column("conversations", sa.Column("sla_warned_at", UTCDateTime(), nullable=True))
+    op.add_column("conversations", sa.Column("sla_breached_at", UTCDateTime(), nullable=True))
 
-    with op.batch_alter_table("assignments", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("notified_at", UTCDateTime(), nullable=True))
+    op.add_column("assignments", sa.Column("notified_at", UTCDateTime(), nullable=True))
 
     # Existing conversations get their reference; existing assignments count as notified so
     # the upgrade does not send a burst of stale notices.
@@ -73,8 +70,13 @@ def upgrade() -> None:
     )
     bind.execute(assignments.update().values(notified_at=assignments.c.started_at))
 
-    with op.batch_alter_table("conversations", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_conversations_reference"), ["reference"], unique=True)
+    op.create_index(op.f("ix_conversations_reference"), "conversations", ["reference"], unique=True)
+    # The notification timer looks for pending work every second: no full scans for it.
+    op.create_index(
+        op.f("ix_conversations_acknowledge_pending"), "conversations", ["acknowledge_pending"]
+    )
+    op.create_index(op.f("ix_conversations_survey_pending"), "conversations", ["survey_pending"])
+    op.create_index(op.f("ix_assignments_notified_at"), "assignments", ["notified_at"])
 
     op.create_table(
         "customer_merges",
@@ -196,16 +198,18 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_customer_merges_merged_id"))
         batch_op.drop_index(batch_op.f("ix_customer_merges_customer_id"))
     op.drop_table("customer_merges")
-    with op.batch_alter_table("assignments", schema=None) as batch_op:
-        batch_op.drop_column("notified_at")
-    with op.batch_alter_table("conversations", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_conversations_reference"))
-        batch_op.drop_column("sla_breached_at")
-        batch_op.drop_column("sla_warned_at")
-        batch_op.drop_column("survey_pending")
-        batch_op.drop_column("acknowledge_pending")
-        batch_op.drop_column("reference")
-    with op.batch_alter_table("customers", schema=None) as batch_op:
-        batch_op.drop_column("erased_at")
-        batch_op.drop_column("consent")
-        batch_op.drop_column("timezone")
+    # Plain DROP COLUMNs (SQLite >= 3.35): a batch recreate would cascade deletes (see upgrade).
+    op.drop_index(op.f("ix_assignments_notified_at"), table_name="assignments")
+    op.drop_column("assignments", "notified_at")
+    for index in ("survey_pending", "acknowledge_pending", "reference"):
+        op.drop_index(op.f(f"ix_conversations_{index}"), table_name="conversations")
+    for column in (
+        "sla_breached_at",
+        "sla_warned_at",
+        "survey_pending",
+        "acknowledge_pending",
+        "reference",
+    ):
+        op.drop_column("conversations", column)
+    for column in ("erased_at", "consent", "timezone"):
+        op.drop_column("customers", column)
