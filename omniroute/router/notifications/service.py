@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy import case, func, select, update
@@ -66,6 +67,7 @@ class Notifier:
     def __init__(self, settings: RouterSettings, templates: Templates | None = None) -> None:
         self.settings = settings
         self.templates = templates or Templates.load(settings.templates_path)
+        ZoneInfo(settings.brand_timezone)  # an unknown zone fails at start-up
 
     async def run_once(self, uow: UnitOfWork, now: datetime | None = None) -> PassResult:
         now = now or utcnow()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, status
 
@@ -14,17 +15,18 @@ from omniroute.router.queues.schemas import (
     QueueCreate,
     QueueRead,
     QueueStatsRead,
-    SatisfactionRead,
 )
 
 router = APIRouter(prefix="/v1/queues", tags=["queues"])
 stats_router = APIRouter(prefix="/v1/stats", tags=["queues"])
 
 
-def _satisfaction(stats: FeedbackStats) -> SatisfactionRead:
-    return SatisfactionRead(
-        responses=stats.responses, csat_average=stats.csat_average, nps_score=stats.nps_score
-    )
+def _satisfaction(stats: FeedbackStats) -> dict[str, Any]:
+    return {
+        "survey_responses": stats.responses,
+        "csat_average": stats.csat_average,
+        "nps_score": stats.nps_score,
+    }
 
 
 @router.get("", summary="List queues")
@@ -59,7 +61,7 @@ async def queue_stats(
         assigned=stats.assigned,
         longest_wait_seconds=stats.longest_wait_seconds,
         agents_available=stats.agents_available,
-        satisfaction=_satisfaction(satisfaction),
+        **_satisfaction(satisfaction),
     )
 
 
@@ -73,5 +75,5 @@ async def overall_stats(runtime: RuntimeDep, _: Supervisor) -> OverallStatsRead:
         sla_warnings=stats.sla_warnings,
         sla_breaches=stats.sla_breaches,
         notifications=stats.notifications,
-        satisfaction=_satisfaction(satisfaction),
+        **_satisfaction(satisfaction),
     )

@@ -24,14 +24,6 @@ class QueueRead(BaseModel):
     created_at: datetime
 
 
-class SatisfactionRead(BaseModel):
-    """Survey answers: CSAT average (1-5) and NPS (% promoters 9-10 minus % detractors 0-6)."""
-
-    responses: int
-    csat_average: float | None
-    nps_score: float | None
-
-
 class QueueStatsRead(BaseModel):
     queue_id: uuid.UUID
     name: str
@@ -40,7 +32,10 @@ class QueueStatsRead(BaseModel):
     assigned: int
     longest_wait_seconds: float
     agents_available: int
-    satisfaction: SatisfactionRead
+    # Survey answers: CSAT average (1-5); NPS = % promoters (9-10) minus % detractors (0-6).
+    survey_responses: int = 0
+    csat_average: float | None = Field(default=None, description="Average CSAT, 1 to 5")
+    nps_score: float | None = Field(default=None, description="NPS, -100 to 100")
 
 
 class OverallStatsRead(BaseModel):
@@ -48,4 +43,7 @@ class OverallStatsRead(BaseModel):
     sla_warnings: int
     sla_breaches: int
     notifications: dict[str, int] = Field(description="Notices produced, by kind")
-    satisfaction: SatisfactionRead
+    # Survey answers: CSAT average (1-5); NPS = % promoters (9-10) minus % detractors (0-6).
+    survey_responses: int = 0
+    csat_average: float | None = Field(default=None, description="Average CSAT, 1 to 5")
+    nps_score: float | None = Field(default=None, description="NPS, -100 to 100")
