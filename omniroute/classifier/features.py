@@ -104,14 +104,18 @@ class Vectoriser:
     ) -> tuple[npt.NDArray[np.intp], F32]:
         """Distinct columns with their (weighted) counts, TF-IDF weighted and normalised.
 
-        A bincount over the vocabulary is cheaper than sorting for the few thousand columns
-        of a message.
+        A bincount over the vocabulary beats sorting for a long message and a small vocabulary,
+        but not for a short text against a large one (training, big models).
         """
         if columns.size == 0:
             return columns, np.empty(0, dtype=np.float32)
-        dense = np.bincount(columns, weights=weights, minlength=self.keys.size)
-        distinct = np.flatnonzero(dense)
-        return distinct, self._weigh(distinct, dense[distinct])
+        if columns.size * 8 >= self.keys.size:
+            dense = np.bincount(columns, weights=weights, minlength=self.keys.size)
+            distinct = np.flatnonzero(dense)
+            return distinct, self._weigh(distinct, dense[distinct])
+        distinct, inverse = np.unique(columns, return_inverse=True)
+        counts = np.bincount(inverse, weights=weights, minlength=distinct.size)
+        return distinct, self._weigh(distinct, counts)
 
     def transform_text(
         self, text: str, tokens: Tokens | None = None
