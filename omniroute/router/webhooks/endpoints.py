@@ -57,9 +57,11 @@ async def get_delivery(
 ) -> DeliveryDetail:
     async with runtime.sessions() as session:
         delivery = await service.get_delivery(session, delivery_id)
+        payload = await service.delivery_payload(session, delivery)
         attempts = await service.delivery_attempts(session, delivery_id)
     return DeliveryDetail(
         **DeliveryRead.model_validate(delivery).model_dump(),
+        payload=payload,
         attempts=[AttemptRead.model_validate(attempt) for attempt in attempts],
     )
 

@@ -41,6 +41,18 @@ EventTypes = Annotated[
 ]
 
 
+class WebhookPayload(BaseModel):
+    """The JSON body of every delivery."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    event_id: uuid.UUID
+    conversation_id: uuid.UUID
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
 class WebhookEndpointCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -108,20 +120,9 @@ class DeliveryRead(BaseModel):
 
 
 class DeliveryDetail(DeliveryRead):
+    payload: WebhookPayload = Field(description="The body every attempt sends")
     attempts: list[AttemptRead]
 
 
 class DeliveriesPage(BaseModel):
     deliveries: list[DeliveryRead]
-
-
-class WebhookPayload(BaseModel):
-    """The JSON body of every delivery."""
-
-    model_config = ConfigDict(frozen=True)
-
-    type: str
-    event_id: uuid.UUID
-    conversation_id: uuid.UUID
-    occurred_at: datetime
-    data: dict[str, Any]

@@ -397,18 +397,30 @@ async def claim_due(
     return claimed
 
 
-def render_body(event: ConversationEvent) -> bytes:
+def render_payload(event: ConversationEvent) -> WebhookPayload:
     data = dict(event.data)
     if event.actor:
         data["actor"] = event.actor
-    payload = WebhookPayload(
+    return WebhookPayload(
         type=event.type,
         event_id=event.event_id,
         conversation_id=event.conversation_id,
         occurred_at=event.occurred_at,
         data=data,
     )
-    return payload.model_dump_json().encode()
+
+
+def render_body(event: ConversationEvent) -> bytes:
+    return render_payload(event).model_dump_json().encode()
+
+
+async def delivery_payload(session: AsyncSession, delivery: WebhookDelivery) -> WebhookPayload:
+    event = await session.scalar(
+        select(ConversationEvent).where(ConversationEvent.event_id == delivery.event_id)
+    )
+    if event is None:  # erased with its conversation a moment ago; the delivery follows
+        raise NotFound("no such webhook delivery")
+    return render_payload(event)
 
 
 async def load_claimed(

@@ -156,6 +156,7 @@ class TestRetries:
         assert [a["number"] for a in attempts] == [1, 2, 3]
         assert [a["status_code"] for a in attempts] == [500, 503, 200]
         assert [a["succeeded"] for a in attempts] == [False, False, True]
+        assert detail["payload"] == receiver.requests[0].json
         assert all(a["duration_ms"] >= 0 and a["attempted_at"] for a in attempts)
 
     async def test_a_network_error_is_retried_and_recorded(
