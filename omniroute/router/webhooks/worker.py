@@ -182,7 +182,14 @@ class WebhookWorker:
                 async with limit:
                     await self._attempt(delivery, token)
 
-            await asyncio.gather(*(attempt(delivery) for delivery in claimed))
+            # Every attempt runs to its end before claims are released: one failing to record
+            # must not hand back another that is still being sent.
+            results = await asyncio.gather(
+                *(attempt(delivery) for delivery in claimed), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, Exception):
+                    log.warning("router.webhooks.record_failed", error=type(result).__name__)
         finally:
             async with transaction(self.sessions) as session:
                 await service.release_claims(session, token)
