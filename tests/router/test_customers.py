@@ -14,6 +14,7 @@ from omniroute.router.customers.erasure import erase_customer
 from omniroute.router.customers.models import CustomerMerge, Erasure
 from omniroute.router.models import (
     AgentStatus,
+    Assignment,
     Conversation,
     ConversationEvent,
     Customer,
@@ -461,3 +462,32 @@ class TestErasure:
             await erase_customer(uow, customer_id, actor="admin")
         later = await route(runtime, email_from("ana@example.com"))
         assert await customer_of(runtime, later.conversation_id) != customer_id
+
+    async def test_open_work_ends_and_no_notice_follows(self, runtime: RouterRuntime) -> None:
+        async with runtime.uow() as uow:
+            agent = await create_agent(uow, name="Marta")
+        mail = await route(runtime, email_from("ana@example.com"))
+        call = await route(runtime, call_from("+34600555444", email="ana@example.com"))
+        await runtime.dispatch_once()
+        async with runtime.uow() as uow:
+            [offer, *_] = await offers.pending_offers(uow, agent.id)
+            await offers.accept(uow, Principal(role=Role.AGENT, agent_id=agent.id), offer.id)
+        customer_id = await customer_of(runtime, mail.conversation_id)
+        async with runtime.uow() as uow:
+            await erase_customer(uow, customer_id, actor="admin")
+        async with runtime.uow() as uow:
+            result = await Notifier(RouterSettings()).run_once(uow, utcnow())
+        assert (result.acknowledgements, result.assigned, result.surveys) == (0, 0, 0)
+        async with runtime.sessions() as session:
+            statuses = {
+                (await session.get(Conversation, o.conversation_id)).status  # type: ignore[union-attr]
+                for o in (mail, call)
+            }
+            open_assignments = await session.scalar(
+                select(func.count()).select_from(Assignment).where(Assignment.ended_at.is_(None))
+            )
+            pending = await session.scalar(
+                select(func.count()).select_from(Offer).where(Offer.status == "pending")
+            )
+        assert statuses == {"completed"}
+        assert (open_assignments, pending) == (0, 0)

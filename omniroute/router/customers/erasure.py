@@ -7,6 +7,9 @@ provider message id and the classification's reasons (they quote the text); conv
 subjects and thread keys (e-mail Message-IDs, phone numbers); notification texts and recipients;
 survey comments; and the personal fields of the conversations' event data.
 
+Open conversations of the customer end (pending offers cancelled, assignments closed): with
+their content gone they cannot be answered, and no acknowledgement or survey is owed for them.
+
 Parts of the router that keep more copies (outbound webhook deliveries) register an eraser with
 `register_eraser`; it runs in the same transaction.
 """
@@ -15,19 +18,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omniroute.router.customers.models import Erasure
 from omniroute.router.models import (
+    Assignment,
     Contact,
     Conversation,
     ConversationEvent,
+    ConversationStatus,
     Customer,
     CustomerIdentity,
+    Offer,
+    OfferStatus,
 )
 from omniroute.router.notifications.models import Feedback, Notification
 from omniroute.router.uow import UnitOfWork
@@ -80,6 +88,44 @@ def _scrub_event(data: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
+async def _close(uow: UnitOfWork, conversation: Conversation, now: datetime) -> None:
+    """Open work about an erased customer cannot be answered any more: it ends, and no notice
+    (acknowledgement, survey) is owed for it."""
+    session = uow.session
+    conversation.acknowledge_pending = False
+    conversation.survey_pending = False
+    if conversation.status == ConversationStatus.COMPLETED.value:
+        return
+    await session.execute(
+        update(Offer)
+        .where(Offer.conversation_id == conversation.id, Offer.status == OfferStatus.PENDING.value)
+        .values(status=OfferStatus.CANCELLED.value, responded_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(Assignment)
+        .where(Assignment.conversation_id == conversation.id, Assignment.ended_at.is_(None))
+        .values(
+            ended_at=now,
+            end_reason="erased",
+            notified_at=func.coalesce(Assignment.notified_at, now),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    conversation.last_agent_id = conversation.agent_id or conversation.last_agent_id
+    conversation.status = ConversationStatus.COMPLETED.value
+    conversation.agent_id = None
+    conversation.completed_at = now
+    conversation.version += 1
+    uow.record(
+        conversation.id,
+        RoutingEventType.CONVERSATION_COMPLETED,
+        {"reason": "customer erased"},
+        actor="system",
+    )
+    uow.needs_dispatch = True
+
+
 async def erase_customer(uow: UnitOfWork, customer_id: uuid.UUID, *, actor: str) -> Erasure:
     """Erase a customer's personal data; erasing again returns the first erasure's record."""
     session = uow.session
@@ -114,6 +160,7 @@ async def erase_customer(uow: UnitOfWork, customer_id: uuid.UUID, *, actor: str)
         assert conversation is not None
         conversation.subject = None
         conversation.conversation_key = _erased_key()
+        await _close(uow, conversation, now)
         for contact in (
             await session.scalars(select(Contact).where(Contact.conversation_id == conversation_id))
         ).all():
