@@ -513,6 +513,22 @@ class TestCustomersAndNotices:
         ).json()
         assert {c["channel"] for c in profile["conversations"]} == {"sms", "email"}
         assert profile["phone"] == "+34611000111"
+        patched = await embedded.client.patch(
+            f"/v1/customers/{mail_customer['id']}",
+            json={"timezone": "Atlantic/Canary", "consent": {"surveys": False}, "tier": "vip"},
+            headers=supervisor,
+        )
+        assert patched.status_code == 200, patched.text
+        assert (patched.json()["timezone"], patched.json()["consent"]) == (
+            "Atlantic/Canary",
+            {"surveys": False},
+        )
+        bad_zone = await embedded.client.patch(
+            f"/v1/customers/{mail_customer['id']}",
+            json={"timezone": "Mars/Olympus"},
+            headers=supervisor,
+        )
+        assert bad_zone.status_code == 400
 
         assert (
             await embedded.client.delete(f"/v1/customers/{mail_customer['id']}", headers=agent)
