@@ -53,7 +53,8 @@ class Taxonomy:
     categories: dict[str, Category]
     _rules: dict[str, PhraseMatcher] = field(repr=False)
     # Regular expressions over the folded words joined by single spaces, per language.
-    _patterns: dict[str, list[tuple[re.Pattern[str], str]]] = field(
+    # All of a language's patterns in one alternation (one scan), and each group's category.
+    _patterns: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = field(
         default_factory=dict, repr=False
     )
 
@@ -68,11 +69,11 @@ class Taxonomy:
         hits = rules.counts(view)
         patterns = self._patterns.get(language) or self._patterns.get("*")
         if patterns:
-            joined = " ".join(view.words)
-            for pattern, category in patterns:
-                found = len(pattern.findall(joined))
-                if found:
-                    hits[category] = hits.get(category, 0) + found
+            combined, owners = patterns
+            for match in combined.finditer(" ".join(view.words)):
+                if match.lastgroup is not None:
+                    category = owners[int(match.lastgroup[1:])]
+                    hits[category] = hits.get(category, 0) + 1
         return hits
 
     @classmethod
@@ -89,6 +90,8 @@ class Taxonomy:
             spec = spec or {}
             for language, regexes in (spec.get("patterns") or {}).items():
                 for regex in regexes or []:
+                    if "(?P<" in str(regex):
+                        raise TaxonomyError(f"{cat_id}: use (?:...) instead of named groups")
                     try:
                         compiled = re.compile(str(regex))
                     except re.error as exc:
@@ -119,7 +122,7 @@ class Taxonomy:
             version=int(data.get("version", 1)),
             categories=categories,
             _rules=rules,
-            _patterns=patterns,
+            _patterns={language: _combine(entries) for language, entries in patterns.items()},
         )
 
     @classmethod
@@ -137,3 +140,12 @@ def _union(by_language: Mapping[str, Mapping[str, list[str]]]) -> dict[str, list
         for label, keywords in groups.items():
             merged.setdefault(label, []).extend(k for k in keywords if k not in merged[label])
     return merged
+
+
+def _combine(
+    entries: list[tuple[re.Pattern[str], str]],
+) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    body = "|".join(
+        f"(?P<g{index}>{pattern.pattern})" for index, (pattern, _) in enumerate(entries)
+    )
+    return re.compile(body), tuple(category for _, category in entries)
