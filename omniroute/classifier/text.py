@@ -45,9 +45,9 @@ class Tokens:
 
     def positions(self) -> dict[str, list[int]]:
         if self._positions is None:
-            positions: dict[str, list[int]] = {}
+            positions: dict[str, list[int]] = {token: [] for token in self.counts}
             for index, token in enumerate(self.words):
-                positions.setdefault(token, []).append(index)
+                positions[token].append(index)
             self._positions = positions
         return self._positions
 
