@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from datetime import datetime
@@ -17,6 +16,7 @@ from omniroute.classifier import spam as spam_mod
 from omniroute.classifier import urgency as urgency_mod
 from omniroute.classifier.features import MAX_CHARS
 from omniroute.classifier.language import LanguageIdentifier
+from omniroute.classifier.model import load_default_model, load_model
 from omniroute.classifier.pii import ALL_KINDS, PiiRedactor
 from omniroute.classifier.priority import prioritise
 from omniroute.classifier.sla import SlaBook
@@ -24,6 +24,7 @@ from omniroute.classifier.taxonomy import UNKNOWN, Taxonomy
 from omniroute.classifier.text import Tokens
 from omniroute.shared.events import (
     CategoryResult,
+    Channel,
     ClassifiedContact,
     InboundContact,
     LanguageResult,
@@ -82,12 +83,24 @@ class Classifier:
         self.redactor = PiiRedactor(redact)
         model_id = self.model.model_id if self.model is not None else "rules"
         self.version = f"omniroute-classifier/{__version__}+{self.taxonomy.id}.{model_id}"
+        self._warm_up()
         log.info(
             "classifier.loaded",
             version=self.version,
             categories=len(self.taxonomy.categories),
             threshold=self.threshold,
         )
+
+    def _warm_up(self) -> None:
+        """Pay for lazy loads (holiday tables, caches) now rather than on the first contact."""
+        for channel in (Channel.EMAIL, Channel.CHAT, Channel.WHATSAPP, Channel.PHONE):
+            sample = InboundContact.build(
+                channel=channel,
+                external_id="warm-up",
+                conversation_key="warm-up",
+                text="Hola, mi pedido no ha llegado. Hello, where is my order?",
+            )
+            self.classify(sample)
 
     def classify(
         self,
@@ -255,15 +268,6 @@ def _optional(directory: Path | None, name: str) -> Path | None:
 
 def _load_model(model_dir: Path | None, taxonomy: Taxonomy) -> CategoryModel | None:
     """The configured model directory, else the default model trained from shipped examples."""
-    from omniroute.classifier.model import load_default_model, load_model
-
     if model_dir is not None:
         return load_model(model_dir)
     return load_default_model(taxonomy)
-
-
-def fingerprint(*parts: bytes) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part)
-    return digest.hexdigest()[:12]

@@ -167,9 +167,6 @@ class PhraseMatcher:
                     for label in singles:
                         found[label] = found.get(label, 0) + 1
 
-    def any(self, tokens: Tokens | Sequence[str]) -> bool:
-        return bool(self.counts(tokens))
-
 
 def _follows(
     tokens: Sequence[str], start: int, size: int, rest: tuple[str, ...], prefix: bool
@@ -182,7 +179,3 @@ def _follows(
     if prefix:
         return tuple(tokens[start : end - 1]) == rest[:-1] and tokens[end - 1].startswith(rest[-1])
     return tuple(tokens[start:end]) == rest
-
-
-def matcher(*phrases: str, label: str = "hit") -> PhraseMatcher:
-    return PhraseMatcher({label: phrases})
