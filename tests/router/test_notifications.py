@@ -242,6 +242,23 @@ class TestSla:
         result = await notify(runtime, utcnow() + timedelta(hours=2))
         assert (result.warnings, result.breaches) == (0, 0)
 
+    async def test_fresh_short_deadlines_do_not_hide_an_old_warning(
+        self, runtime: RouterRuntime
+    ) -> None:
+        old = await route(runtime, email(first_response_in=timedelta(hours=3)))
+        async with runtime.uow() as uow:
+            row = await uow.session.get(Conversation, old.conversation_id)
+            assert row is not None
+            row.enqueued_at = utcnow() - timedelta(hours=20)  # 20 of 23 hours used
+        for _ in range(3):  # due sooner, but with most of their time left
+            await route(runtime, email(first_response_in=timedelta(hours=1)))
+        small_batches = Notifier(SETTINGS, batch=2)
+        async with runtime.uow() as uow:
+            warned = await small_batches.watch_sla(uow, utcnow())
+        assert warned == (1, 0)
+        kinds = [n.kind for n in await notices(runtime, old.conversation_id)]
+        assert kinds == ["delay"]
+
     async def test_replicas_racing_produce_each_notice_once(self, runtime: RouterRuntime) -> None:
         for _ in range(5):
             await route(runtime, email(first_response_in=timedelta(hours=1)))

@@ -12,11 +12,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import case, func, select, update
+from sqlalchemy import Float, case, func, literal, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from omniroute.router.models import (
     Agent,
@@ -36,6 +40,7 @@ from omniroute.router.notifications.templates import (
     zone,
 )
 from omniroute.router.uow import UnitOfWork
+from omniroute.shared.db import UTCDateTime
 from omniroute.shared.errors import Conflict, NotFound
 from omniroute.shared.events import RoutingEventType, utcnow
 from omniroute.shared.settings import RouterSettings
@@ -57,6 +62,24 @@ class PassResult:
     surveys: int = 0
 
 
+class epoch(FunctionElement[float]):  # noqa: N801  (reads as the SQL function it renders)
+    """Seconds since the epoch of a timestamp, on SQLite and PostgreSQL alike."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(epoch, "sqlite")
+def _epoch_sqlite(element: epoch, compiler: SQLCompiler, **kw: Any) -> str:
+    # Our UTC timestamps are stored as "YYYY-MM-DD HH:MM:SS.ffffff", which julianday() reads.
+    return f"(julianday({compiler.process(element.clauses, **kw)}) * 86400.0)"
+
+
+@compiles(epoch, "postgresql")
+def _epoch_postgresql(element: epoch, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
+
+
 def _claimed(result: object) -> bool:
     return int(getattr(result, "rowcount", 0) or 0) == 1
 
@@ -64,24 +87,31 @@ def _claimed(result: object) -> bool:
 class Notifier:
     """Renders and records notices; `run_once` is one pass of the timer."""
 
-    def __init__(self, settings: RouterSettings, templates: Templates | None = None) -> None:
+    def __init__(
+        self, settings: RouterSettings, templates: Templates | None = None, batch: int = BATCH
+    ) -> None:
         self.settings = settings
+        self.batch = batch
         self.templates = templates or Templates.load(settings.templates_path)
         ZoneInfo(settings.brand_timezone)  # an unknown zone fails at start-up
 
     async def run_once(self, uow: UnitOfWork, now: datetime | None = None) -> PassResult:
+        """Every phase in one transaction (the timer gives each phase its own)."""
         now = now or utcnow()
-        acknowledgements = await self._acknowledgements(uow, now)
-        assigned = await self._assignments(uow, now)
-        warnings, breaches = await self._sla(uow, now)
-        surveys = await self._surveys(uow, now)
+        acknowledgements = await self.acknowledge(uow, now)
+        assigned = await self.announce_assignees(uow, now)
+        warnings, breaches = await self.watch_sla(uow, now)
+        surveys = await self.send_surveys(uow, now)
         return PassResult(acknowledgements, assigned, warnings, breaches, surveys)
 
-    async def _acknowledgements(self, uow: UnitOfWork, now: datetime) -> int:
+    async def acknowledge(self, uow: UnitOfWork, now: datetime) -> int:
+        """We received it: new and reopened conversations (never held ones)."""
         session = uow.session
         due = (
             await session.scalars(
-                select(Conversation).where(Conversation.acknowledge_pending.is_(True)).limit(BATCH)
+                select(Conversation)
+                .where(Conversation.acknowledge_pending == true())
+                .limit(self.batch)
             )
         ).all()
         made = 0
@@ -89,7 +119,7 @@ class Notifier:
             claim = await session.execute(
                 update(Conversation)
                 .where(
-                    Conversation.id == conversation.id, Conversation.acknowledge_pending.is_(True)
+                    Conversation.id == conversation.id, Conversation.acknowledge_pending == true()
                 )
                 .values(acknowledge_pending=False)
                 .execution_options(synchronize_session=False)
@@ -100,11 +130,12 @@ class Notifier:
             made += 1
         return made
 
-    async def _assignments(self, uow: UnitOfWork, now: datetime) -> int:
+    async def announce_assignees(self, uow: UnitOfWork, now: datetime) -> int:
+        """Who is responsible: once per assignment (an accepted offer)."""
         session = uow.session
         due = (
             await session.scalars(
-                select(Assignment).where(Assignment.notified_at.is_(None)).limit(BATCH)
+                select(Assignment).where(Assignment.notified_at.is_(None)).limit(self.batch)
             )
         ).all()
         made = 0
@@ -125,11 +156,17 @@ class Notifier:
             made += 1
         return made
 
-    async def _sla(self, uow: UnitOfWork, now: datetime) -> tuple[int, int]:
+    async def watch_sla(self, uow: UnitOfWork, now: datetime) -> tuple[int, int]:
         """An honest delay notice once the configured share of the time is used; escalation at
         the deadline. Only while the customer is still waiting for an agent."""
         session = uow.session
         fraction = self.settings.sla_warning_fraction
+        # Exactly the rows due for something, computed by the database: selecting by due time
+        # alone would let many fresh short-SLA contacts hide an old one whose warning is due.
+        started = func.coalesce(Conversation.enqueued_at, Conversation.first_received_at)
+        at_risk = epoch(literal(now, UTCDateTime())) >= epoch(started) + fraction * (
+            epoch(Conversation.first_response_due) - epoch(started)
+        )
         candidates = (
             await session.scalars(
                 select(Conversation)
@@ -137,9 +174,11 @@ class Notifier:
                     Conversation.status.in_(SLA_STATUSES),
                     Conversation.first_response_due.is_not(None),
                     Conversation.sla_breached_at.is_(None),
+                    (Conversation.first_response_due <= now)
+                    | (Conversation.sla_warned_at.is_(None) & at_risk),
                 )
                 .order_by(Conversation.first_response_due)
-                .limit(BATCH)
+                .limit(self.batch)
             )
         ).all()
         warnings = breaches = 0
@@ -222,11 +261,12 @@ class Notifier:
         log.info("router.sla.breached", conversation_id=str(conversation.id))
         return True
 
-    async def _surveys(self, uow: UnitOfWork, now: datetime) -> int:
+    async def send_surveys(self, uow: UnitOfWork, now: datetime) -> int:
+        """After completion, unless the customer declined surveys."""
         session = uow.session
         due = (
             await session.scalars(
-                select(Conversation).where(Conversation.survey_pending.is_(True)).limit(BATCH)
+                select(Conversation).where(Conversation.survey_pending == true()).limit(self.batch)
             )
         ).all()
         made = 0
@@ -235,7 +275,7 @@ class Notifier:
                 update(Conversation)
                 .where(
                     Conversation.id == conversation.id,
-                    Conversation.survey_pending.is_(True),
+                    Conversation.survey_pending == true(),
                     Conversation.status == ConversationStatus.COMPLETED.value,
                 )
                 .values(survey_pending=False)

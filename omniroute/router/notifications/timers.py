@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import structlog
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from omniroute.router.notifications.service import Notifier
 from omniroute.router.runtime import RouterRuntime
+from omniroute.shared.events import utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -18,14 +19,25 @@ async def notification_timer(runtime: RouterRuntime, notifier: Notifier) -> None
     interval = runtime.settings.notification_interval_seconds
     while True:
         await asyncio.sleep(interval)
-        try:
-            async with runtime.uow() as uow:
-                await notifier.run_once(uow)
-        except (IntegrityError, OperationalError) as exc:
-            # Another replica held the rows (SQLite busy, a serialisation failure): next pass.
-            log.info("router.notifications.retry", reason=type(exc).__name__)
-        except Exception:
-            log.exception("router.notifications.failed")
+        now = utcnow()
+        # One short transaction per phase: row locks are held briefly, and one failing phase
+        # does not hold back the others.
+        for phase in (
+            notifier.acknowledge,
+            notifier.announce_assignees,
+            notifier.watch_sla,
+            notifier.send_surveys,
+        ):
+            try:
+                async with runtime.uow() as uow:
+                    await phase(uow, now)
+            except (IntegrityError, OperationalError, DBAPIError) as exc:
+                # Another replica held the rows (SQLite busy, a deadlock): the next pass retries.
+                log.info(
+                    "router.notifications.retry", phase=phase.__name__, reason=type(exc).__name__
+                )
+            except Exception:
+                log.exception("router.notifications.failed", phase=phase.__name__)
 
 
 def install(runtime: RouterRuntime) -> None:
