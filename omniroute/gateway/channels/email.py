@@ -483,7 +483,7 @@ def _body_text(message: Message, subject: str | None = None) -> str:
     if plain:
         return _tidy("\n\n".join(plain))
     if html:
-        return _tidy(html_to_text(cut_html_quote(html, subject=subject)))
+        return _tidy(html_to_text(cut_html_quote(html[:MAX_HTML_CHARS], subject=subject)))
     return ""
 
 

@@ -33,7 +33,8 @@ _SENT_LINE = re.compile(
 )
 # "26.06.2014, 14:41, "Alexander" <a@b.c>:" and "Thu, 26 Jun 2014 14:00 от A <a@b.c>:": clients
 # that put a date and the address before a colon instead of "wrote".
-_DATED_ADDRESS = re.compile(r"\d{1,4}[./:-]\d{1,2}.{0,200}<?[\w.+-]+@[\w-]+(\.[\w-]+)+>?\s*:\s*$")
+_DATE_LIKE = re.compile(r"\d{1,4}[./:-]\d{1,2}")
+_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _HEADER_BLOCK_LINES = 4
 _FORWARDED = re.compile(
     r"^[\s>-]*(-{3,}|begin)\s*(forwarded message|mensaje reenviado|message transféré|"
@@ -91,7 +92,7 @@ def _quote_header(lines: list[str]) -> tuple[int, int] | None:
         if _header_block(lines, index):
             start = index - 1 if index > 0 and _SEPARATOR.match(lines[index - 1]) else index
             return start, index + 1
-        if len(stripped) <= 400 and _DATED_ADDRESS.search(stripped):
+        if _dated_address(stripped):
             return index, index + 1
         if _ATTRIBUTION_START.match(stripped):
             # An attribution may wrap over a few lines before its closing "wrote:".
@@ -102,9 +103,20 @@ def _quote_header(lines: list[str]) -> tuple[int, int] | None:
                 joined = f"{joined} {lines[index + offset].strip()}".strip()
                 if len(joined) > 400:
                     break
-                if _ATTRIBUTION_END.search(joined) and _looks_like_attribution(joined):
+                if _ATTRIBUTION_END.search(joined[-40:]) and _looks_like_attribution(joined):
                     return index, index + offset + 1
     return None
+
+
+def _dated_address(line: str) -> bool:
+    """A date, then an address right before the closing colon ("... <a@b.c>:")."""
+    if len(line) > 400 or not line.endswith(":"):
+        return False
+    words = line[:-1].split()
+    if not words:
+        return False
+    address = words[-1].strip("<>\"'")
+    return bool(_ADDRESS.fullmatch(address)) and bool(_DATE_LIKE.search(line))
 
 
 def _header_block(lines: list[str], index: int) -> bool:
@@ -233,7 +245,7 @@ def _nth_content_line_from_end(lines: list[str], count: int) -> int:
 def _signature_like(lines: list[str]) -> bool:
     """Short lines, or contact details: a name, a title, a company, a phone, a link."""
     content = [line.strip() for line in lines if line.strip()]
-    if len(content) > _SIGNATURE_WINDOW:
+    if len(content) > _SIGNATURE_WINDOW or any(len(line) > 1000 for line in content):
         return False
     return all(
         len(line) <= _MAX_SIGNATURE_LINE or _CONTACT_LINE.search(line) is not None
@@ -262,13 +274,14 @@ def _is_name(line: str, names: list[str]) -> bool:
 # HTML replies: clients wrap the quoted history in a known element; everything from the first
 # one on is history. Cut before converting, where the structure still says what is quoted.
 _HTML_QUOTE = re.compile(
-    r"<(?:div|blockquote|span|hr)\b[^>]*?(?:"
-    r"class=[\"']?[^\"'>]*\b(?:gmail_quote|yahoo_quoted|moz-cite-prefix|OutlookMessageHeader)\b|"
+    r"<(?:div|blockquote|span|hr)\b[^<>]{0,500}?(?:"
+    r"class=[\"']?[^\"'<>]{0,300}?\b(?:gmail_quote|yahoo_quoted|moz-cite-prefix|OutlookMessageHeader)\b|"
     r"id=[\"']?(?:appendonsend|divRplyFwdMsg|OLK_SRC_BODY_SECTION|zwchr|stopSpelling)\b|"
     r"type=[\"']?cite\b)",
     re.IGNORECASE,
 )
-_HTML_TAGS = re.compile(r"<[^>]*>")
+# Bounded, so a "<" without its ">" costs linear time, not quadratic.
+_HTML_TAGS = re.compile(r"<[^<>]{0,2000}>")
 _HR = re.compile(r"<hr\b[^>]*>", re.IGNORECASE)
 
 
