@@ -49,10 +49,10 @@ def _richness(customer: Customer) -> int:
     return sum(getattr(customer, name) is not None for name in PROFILE_FIELDS)
 
 
-def _learn(customer: Customer, ref: CustomerRef) -> None:
+def _learn(customer: Customer, ref: CustomerRef, phone: str | None) -> None:
     customer.name = customer.name or ref.name
     customer.email = customer.email or normalise_email(ref.email)
-    customer.phone = customer.phone or normalise_phone(ref.phone)
+    customer.phone = customer.phone or phone
     customer.handle = customer.handle or ref.handle
     customer.language = customer.language or ref.language
     customer.tier = ref.tier or customer.tier
@@ -68,6 +68,7 @@ async def resolve_customer(uow: UnitOfWork, ref: CustomerRef, channel: str) -> C
     identities = identities_of(ref, channel)
     if not identities:
         return None
+    phone = next((value for kind, value in identities if kind == "phone"), None)
     rows: list[CustomerIdentity] = []
     for kind, value in identities:
         row = await session.scalar(
@@ -89,12 +90,12 @@ async def resolve_customer(uow: UnitOfWork, ref: CustomerRef, channel: str) -> C
         customer = owners[0]
         for other in owners[1:]:
             await merge_customers(uow, customer, other, actor="system", reason="shared identity")
-        _learn(customer, ref)
+        _learn(customer, ref, phone)
     else:
         customer = Customer(
             name=ref.name,
             email=normalise_email(ref.email),
-            phone=next((value for kind, value in identities if kind == "phone"), None),
+            phone=phone,
             handle=ref.handle,
             language=ref.language,
             tier=ref.tier,
