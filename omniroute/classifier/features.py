@@ -1,8 +1,9 @@
 """Hashed word and character n-gram TF-IDF features, computed with numpy in one pass per text.
 
-Hashing (instead of a vocabulary of strings) keeps the model a few numpy arrays we control,
-and the character n-grams are hashed with vectorised arithmetic, so a 1 KB message costs tens
-of microseconds rather than a Python loop over thousands of n-grams.
+Hashing (instead of a vocabulary of strings) keeps the model a few numpy arrays we control.
+Character n-grams are hashed with vectorised arithmetic when training; when classifying, each
+word's vocabulary columns are cached, so a message costs a lookup per word rather than a Python
+loop over thousands of n-grams.
 """
 
 from __future__ import annotations
@@ -87,7 +88,6 @@ class Vectoriser:
         self.keys = keys[order]
         self.idf = idf[order].astype(np.float32)
         self.block = block[order]
-        self.permutation = order
         self._word_cache: dict[str, tuple[int, npt.NDArray[np.intp]]] = {}
 
     @property
