@@ -82,6 +82,7 @@ class RouterRuntime:
         self._task: asyncio.Task[None] | None = None
         self._background: list[tuple[str, BackgroundJob]] = []
         self._background_tasks: list[asyncio.Task[None]] = []
+        self._commit_listeners: list[Callable[[UnitOfWork], None]] = []
 
     @property
     def offer_timeout(self) -> timedelta:
@@ -90,6 +91,10 @@ class RouterRuntime:
     @property
     def reopen_window(self) -> timedelta:
         return timedelta(hours=self.settings.reopen_window_hours)
+
+    def add_commit_listener(self, listener: Callable[[UnitOfWork], None]) -> None:
+        """Called after every commit with its unit of work (e.g. to wake a timer at once)."""
+        self._commit_listeners.append(listener)
 
     def add_background(self, name: str, job: BackgroundJob) -> None:
         """A long-running job (timers, deliveries) started with the router, cancelled on stop."""
@@ -123,6 +128,8 @@ class RouterRuntime:
             yield uow
 
     async def _after_commit(self, uow: UnitOfWork) -> None:
+        for listener in self._commit_listeners:
+            listener(uow)
         if uow.offered_agents:
             self.notifier.notify(uow.offered_agents)
         if uow.needs_dispatch:

@@ -3,22 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import structlog
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from omniroute.router.notifications.service import Notifier
 from omniroute.router.runtime import RouterRuntime
-from omniroute.shared.events import utcnow
+from omniroute.router.uow import UnitOfWork
+from omniroute.shared.events import RoutingEventType, utcnow
 
 log = structlog.get_logger(__name__)
 
 
-async def notification_timer(runtime: RouterRuntime, notifier: Notifier) -> None:
-    """Every interval: acknowledgements, who is responsible, SLA warnings and breaches, surveys."""
+# Events after which a customer is owed a notice now, not at the next tick.
+_NOTICE_DUE = {
+    RoutingEventType.CONVERSATION_QUEUED,
+    RoutingEventType.OFFER_ACCEPTED,
+    RoutingEventType.CONVERSATION_COMPLETED,
+}
+
+
+async def notification_timer(
+    runtime: RouterRuntime, notifier: Notifier, wake: asyncio.Event
+) -> None:
+    """Acknowledgements, who is responsible, SLA warnings and breaches, surveys: at once after
+    the events that owe them in this replica, and every interval for the rest (SLA clocks,
+    other replicas' events)."""
     interval = runtime.settings.notification_interval_seconds
     while True:
-        await asyncio.sleep(interval)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(interval):
+                await wake.wait()
+        wake.clear()
         now = utcnow()
         # One short transaction per phase: row locks are held briefly, and one failing phase
         # does not hold back the others.
@@ -43,8 +60,15 @@ async def notification_timer(runtime: RouterRuntime, notifier: Notifier) -> None
 def install(runtime: RouterRuntime) -> None:
     """Register the timer with the runtime; templates are loaded (and checked) right away."""
     notifier = Notifier(runtime.settings)
+    wake = asyncio.Event()
+
+    def on_commit(uow: UnitOfWork) -> None:
+        if any(event.type in _NOTICE_DUE for event in uow.events):
+            wake.set()
 
     async def job(runtime: RouterRuntime) -> None:
-        await notification_timer(runtime, notifier)
+        await notification_timer(runtime, notifier, wake)
+
+    runtime.add_commit_listener(on_commit)
 
     runtime.add_background("notifications", job)
