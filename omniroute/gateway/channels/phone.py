@@ -360,9 +360,8 @@ def parse_twilio_intelligence(payload: dict[str, Any], *, received_at: datetime)
 
     number = optional_str(customer.get("media_participant_id"))
     phone = normalise_phone(number) if number else None
+    # Only ids of the person: the transcript's own sid is in metadata, not an identity.
     provider_ids: dict[str, str] = {}
-    if sid:
-        provider_ids["twilio_transcript_sid"] = short(sid)
     customer_key = optional_str(resource.get("customer_key"))
     if customer_key:
         provider_ids["twilio_customer_key"] = short(customer_key)
