@@ -34,7 +34,10 @@ def load_dataset(
     label_col: str = "category",
     split: str | None = None,
 ) -> Dataset:
-    """Read CSV, JSONL, or a JSON object of splits ({"train": [[text, label], ...], ...})."""
+    """Read CSV, JSONL, or a JSON object of splits ({"train": [[text, label], ...], ...}).
+
+    Without `split`, a JSON of splits gives train (+ oos_train) if it has them, else every split.
+    """
     if not path.is_file():
         raise DatasetError(f"{path} does not exist")
     suffix = path.suffix.lower()
@@ -66,7 +69,13 @@ def _json_splits(path: Path, split: str | None) -> Dataset:
     data = json.loads(path.read_text("utf-8"))
     if not isinstance(data, dict):
         raise DatasetError(f"{path}: expected an object of splits")
-    names = [split] if split else [name for name in ("train", "oos_train") if name in data]
+    if split:
+        names = [split]
+    elif "train" in data:
+        names = [name for name in ("train", "oos_train") if name in data]
+    else:
+        # An evaluation file (e.g. {"test": [...], "oos_test": [...]}): all of it.
+        names = list(data)
     texts, labels = [], []
     for name in names:
         for name_part in name.split("+"):
@@ -75,6 +84,8 @@ def _json_splits(path: Path, split: str | None) -> Dataset:
             for text, label in data[name_part]:
                 texts.append(str(text))
                 labels.append(str(label))
+    if not texts:
+        raise DatasetError(f"{path} has no rows in {'+'.join(names) or 'any split'}")
     return Dataset(texts, labels)
 
 

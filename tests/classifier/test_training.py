@@ -27,6 +27,17 @@ class TestLoadDataset:
         assert load_dataset(path).labels == ["x"]
         assert load_dataset(path, split="val+oos_val").texts == ["b"]
 
+    def test_json_without_a_train_split_is_read_whole(self, tmp_path: Path) -> None:
+        path = tmp_path / "test.json"
+        path.write_text(json.dumps({"test": [["a", "x"]], "oos_test": [["b", "oos"]]}))
+        assert load_dataset(path).labels == ["x", "oos"]
+
+    def test_empty_split_is_an_error(self, tmp_path: Path) -> None:
+        path = tmp_path / "d.json"
+        path.write_text(json.dumps({"val": []}))
+        with pytest.raises(DatasetError, match="no rows"):
+            load_dataset(path)
+
     def test_missing_column_is_reported(self, tmp_path: Path) -> None:
         path = tmp_path / "d.csv"
         path.write_text("text,label\na,b\n")
