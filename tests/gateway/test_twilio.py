@@ -236,3 +236,11 @@ class TestMessages:
         headers = {name.lower(): value for name, value in signed(SMS).items()}
         with pytest.raises(Unauthorized):
             TwilioAdapter().verify(delivery(SMS, FORM, headers=headers), settings)
+
+    def test_whatsapp_location(self) -> None:
+        fields = dict(urllib.parse.parse_qsl(WHATSAPP))
+        fields.update(
+            Body="", NumMedia="0", Latitude="40.4168", Longitude="-3.7038", Address="Sol, Madrid"
+        )
+        [contact] = parse(urllib.parse.urlencode(fields))
+        assert contact.text == "Location: Sol, Madrid (40.4168, -3.7038)"

@@ -168,7 +168,10 @@ def parse_message(fields: dict[str, str], delivery: RawDelivery) -> InboundConta
         raise Unprocessable("the message has no From")
     body = fields.get("Body", "")
     attachments = _media(fields)
-    if "Body" not in fields and not attachments:
+    location = _location(fields)
+    if location and not body.strip():
+        body = location  # a shared WhatsApp location arrives with an empty Body
+    if "Body" not in fields and not attachments and not location:
         return None  # a status callback without MessageStatus (older API versions)
     if not body.strip() and not attachments:
         return None
@@ -210,6 +213,17 @@ def parse_message(fields: dict[str, str], delivery: RawDelivery) -> InboundConta
         attachments=attachments,
         metadata=metadata,
     )
+
+
+def _location(fields: dict[str, str]) -> str | None:
+    latitude, longitude = fields.get("Latitude", "").strip(), fields.get("Longitude", "").strip()
+    if not (latitude and longitude):
+        return None
+    label = ", ".join(
+        value for key in ("Label", "Address") if (value := fields.get(key, "").strip())
+    )
+    where = f"{latitude}, {longitude}"
+    return f"Location: {label} ({where})" if label else f"Location: {where}"
 
 
 def _media(fields: dict[str, str]) -> list[Attachment]:
