@@ -293,3 +293,13 @@ class TestMachineMailThroughProviders:
     def test_postmark_event_webhooks_create_nothing(self, record: str) -> None:
         payload = {"RecordType": record, "MessageID": "x", "Email": "ana@example.com"}
         assert PostmarkAdapter().parse(delivery(payload)) == []
+
+
+class TestGenericForms:
+    def test_from_and_text_without_headers(self) -> None:
+        body = urllib.parse.urlencode(
+            {"from": "Ana <ana@example.com>", "subject": "Hola", "text": "Necesito ayuda"}
+        )
+        [contact] = EmailAdapter().parse(delivery(body, "application/x-www-form-urlencoded"))
+        assert contact.customer.email == "ana@example.com"
+        assert contact.text == "Necesito ayuda"

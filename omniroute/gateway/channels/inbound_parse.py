@@ -208,6 +208,9 @@ def parse_form_delivery(delivery: RawDelivery) -> InboundContact:
         return sendgrid_parsed(form).to_contact(delivery.received_at)
     if any(key in form.fields for key in ("message-headers", "body-plain", "stripped-text")):
         return mailgun_parsed(form).to_contact(delivery.received_at)
+    if "from" in form.fields and ("text" in form.fields or "html" in form.fields):
+        # SendGrid-like fields without the header block (other parse services, hand-made posts).
+        return sendgrid_parsed(form).to_contact(delivery.received_at)
     raise Unprocessable(
         "the form is neither a raw message ('email', 'body-mime') nor a SendGrid or Mailgun "
         "parsed message"
