@@ -24,6 +24,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import math
 import os
 import secrets
 import shutil
@@ -159,7 +160,7 @@ class _Connection(asyncio.Protocol):
 
 
 class RawPool:
-    """Keep-alive HTTP/1.1 connections for POSTing JSON; a request waits for a free one."""
+    """Keep-alive HTTP/1.1 connections for POSTing JSON, one more whenever none is free."""
 
     def __init__(self, port: int, key: str, size: int) -> None:
         self._port, self._size = port, size
@@ -184,8 +185,9 @@ class RawPool:
                 connection._transport.close()
 
     async def post(self, body: bytes) -> tuple[int, bytes]:
-        connection = await self._free.get()
-        if connection.closed:  # uvicorn closes keep-alive connections idle for 5 s
+        # Open loop: a POST never waits for another one to finish; with none free, connect.
+        connection = None if self._free.empty() else self._free.get_nowait()
+        if connection is None or connection.closed:  # uvicorn closes connections idle for 5 s
             loop = asyncio.get_running_loop()
             _, connection = await loop.create_connection(_Connection, HOST, self._port)
             self._connections.append(connection)
@@ -446,6 +448,7 @@ async def _e2e(args: argparse.Namespace) -> dict[str, Any]:
         "desktop_errors": desktop_errors,
         "client_cpu": time.process_time() - cpu_started,
         "publish_mean": publish,
+        "drain": args.drain,
         "broker_ack_p50": percentile(broker_acks, 0.5),
         "broker_ack_p99": percentile(broker_acks, 0.99),
         "offer_rate": len(offered_at) / offer_span if offer_span > 0 else 0.0,
@@ -707,7 +710,9 @@ def end_to_end(
     )
     wall = time.monotonic() - wall
     cpu = {name: (used - cpu_before.get(name, 0.0)) / wall for name, used in _cpu_of(group).items()}
-    latencies = result["latencies"]
+    # A contact with no offer by the end of the drain counts as slower than every other one.
+    unmatched = result["accepted"] - result["matched"]
+    latencies = result["latencies"] + [float("inf")] * unmatched
     errors = sum(v for k, v in result["statuses"].items() if k != "202")
     print(
         f"End to end (gateway -> Kafka -> 2 classifiers -> router -> long-poll), "
@@ -715,9 +720,8 @@ def end_to_end(
         f"(posted over {result['post_span']:.1f} s), {args.agents} agent desktops:"
     )
     print(
-        f"  POST to offer visible: p50 {percentile(latencies, 0.5) * 1000:.0f} ms   "
-        f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms   "
-        f"max {max(latencies, default=float('nan')) * 1000:.0f} ms"
+        f"  POST to offer visible: p50 {_ms(percentile(latencies, 0.5))}   "
+        f"p99 {_ms(percentile(latencies, 0.99))}   max {_ms(max(latencies, default=math.nan))}"
     )
     print(
         f"  matched {result['matched']}/{result['accepted']} accepted contacts "
@@ -740,15 +744,22 @@ def end_to_end(
         f"  CPU over the run ({wall:.0f} s), in cores: "
         + ", ".join(f"{name} {share:.2f}" for name, share in sorted(cpu.items()))
     )
-    ok = errors == 0 and result["matched"] == result["posted"]
+    ok = errors == 0
     if errors:
         print(f"  INVALID: {result['statuses']} first: {result['sample_error']}")
     if result["desktop_errors"]:
         ok = False
         print(f"  desktop errors: {result['desktop_errors'][:3]}")
-    if result["matched"] != result["posted"]:
-        print("  INVALID: not every contact reached an offer within the drain time")
+    if unmatched:
+        print(
+            f"  {unmatched} contacts had no offer {result['drain']:.0f} s after the last POST "
+            "(counted as slower than every other, shown as 'no offer')"
+        )
     return ok
+
+
+def _ms(seconds: float) -> str:
+    return "no offer" if math.isinf(seconds) else f"{seconds * 1000:.0f} ms"
 
 
 def main(argv: list[str]) -> int:
@@ -762,6 +773,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="end-to-end contacts/s")
     parser.add_argument("--seconds", type=float, help="end-to-end posting time")
     parser.add_argument("--agents", type=int, default=4, help="end-to-end agent desktops")
+    parser.add_argument(
+        "--database-url",
+        help="an empty database to use instead of a temporary SQLite file "
+        "(e.g. postgresql://postgres@127.0.0.1:5432/bench); it is migrated, not dropped",
+    )
     parser.add_argument("--skip-e2e", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -781,7 +797,8 @@ def main(argv: list[str]) -> int:
     ok = False
     try:
         env = {
-            "OMNIROUTE_DATABASE_URL": f"sqlite:///{directory / 'omniroute.db'}",
+            "OMNIROUTE_DATABASE_URL": args.database_url
+            or f"sqlite:///{directory / 'omniroute.db'}",
             "OMNIROUTE_DATA_DIR": str(directory / "var"),
             "OMNIROUTE_ADMIN_KEY": admin_key,
             "OMNIROUTE_LOG_LEVEL": "WARNING",
