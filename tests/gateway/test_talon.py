@@ -116,3 +116,18 @@ class TestContactText:
     def test_questions_after_a_closing_are_kept(self) -> None:
         text = "My router is broken.\n\nThanks,\nAna\nCan you call me back today?"
         assert strip_signature(text, sender_name="Ana")[0] == text
+
+    def test_an_announced_block_is_kept(self) -> None:
+        text = "Please change my address to:\n\nAna García\nCalle Mayor 5\n28013 Madrid"
+        assert strip_signature(text, sender_name="Ana García")[0] == text
+
+    def test_a_postscript_is_kept(self) -> None:
+        text = "My order has not arrived.\n\nBest,\nAna\n\nP.S. The order number is 12345"
+        assert strip_signature(text, sender_name="Ana")[0] == text
+
+    def test_a_closing_with_contact_details_is_cut(self) -> None:
+        text = "My order has not arrived.\n\nThanks,\nAna García\nCalle Mayor 5\n+34 600 111 222"
+        assert strip_signature(text, sender_name="Ana García") == (
+            "My order has not arrived.",
+            True,
+        )

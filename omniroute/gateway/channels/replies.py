@@ -183,6 +183,7 @@ _CLOSING = re.compile(
 _CONTACT_LINE = re.compile(
     r"@|https?://|www\.|\+?\d[\d ().-]{6,}\d|\b(tel|phone|fax|mobile|m|t|f)\b\.?:"
 )
+_POSTSCRIPT = re.compile(r"^p\.?\s?s\b", re.IGNORECASE)
 _SIGNATURE_WINDOW = 10
 _MAX_SIGNATURE_LINE = 60
 
@@ -226,7 +227,12 @@ def _signature_start(lines: list[str], names: list[str]) -> int | None:
             continue
         after_break = not lines[index - 1].strip() or _CLOSING.match(line) is not None
         starts = _CLOSING.match(line) is not None or _is_name(line, names)
-        if starts and after_break and _signature_like(lines[index + 1 : end]):
+        if (
+            starts
+            and after_break
+            and not _introduces(lines[:index])
+            and _signature_like(lines[index + 1 : end])
+        ):
             return index
     return device_cut
 
@@ -242,6 +248,12 @@ def _nth_content_line_from_end(lines: list[str], count: int) -> int:
     return 0
 
 
+def _introduces(lines: list[str]) -> bool:
+    """Whether the last line before a block announces it ("my new address is:")."""
+    previous = next((line.strip() for line in reversed(lines) if line.strip()), "")
+    return previous.endswith(":")
+
+
 def _signature_like(lines: list[str]) -> bool:
     """Short lines, or contact details: a name, a title, a company, a phone, a link."""
     content = [line.strip() for line in lines if line.strip()]
@@ -250,7 +262,7 @@ def _signature_like(lines: list[str]) -> bool:
     return all(
         len(line) <= _MAX_SIGNATURE_LINE or _CONTACT_LINE.search(line) is not None
         for line in content
-    ) and not any(line.endswith("?") for line in content)
+    ) and not any(line.endswith("?") or _POSTSCRIPT.match(line) for line in content)
 
 
 def _name_tokens(name: str | None, email: str | None) -> list[str]:
