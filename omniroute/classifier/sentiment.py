@@ -194,9 +194,89 @@ _NEGATIVE_PHRASES = (
     "not happy",
     "not good enough",
     "waste of",
+    "dos cobros",
+    "dos cargos",
+    "cobrado dos veces",
+    "cobros duplicados",
+    "two charges",
+    "identical charges",
+    "charged twice",
+    "double charged",
+    "doesn't appear",
+    "se rompio",
+    "se ha roto",
+    "se cierra",
+    "cierra sola",
+    "closes by itself",
+    "keeps crashing",
+    "si no me solucionais",
+    "si no lo arreglais",
+    "si no me lo arreglais",
+    "if you don't fix",
+    "if this isn't fixed",
+    "if this is not fixed",
+    "nadie conteste",
+    "nadie me conteste",
 )
 
-_PHRASES = PhraseMatcher({"threat": _THREATS, "negative": _NEGATIVE_PHRASES, "praise": _PRAISE})
+# Exasperation: not insults, but a customer past the point of patience ("third time I call").
+_EXASPERATION = (
+    "harto",
+    "harta",
+    "hasta las narices",
+    "hasta el gorro",
+    "cabreado",
+    "cabreada",
+    "furioso",
+    "furiosa",
+    "indignado",
+    "indignada",
+    "indignante",
+    "verguenza",
+    "vergonzoso",
+    "porqueria",
+    "timado",
+    "timo",
+    "estafa",
+    "estafado",
+    "inaceptable",
+    "es una broma",
+    "gracias por nada",
+    "otra vez sin",
+    "otra vez me",
+    "de nuevo sin",
+    "tercera vez",
+    "cuarta vez",
+    "quinta vez",
+    "nunca mas",
+    "furious",
+    "outraged",
+    "outrageous",
+    "disgusted",
+    "disgusting",
+    "ridiculous",
+    "unacceptable",
+    "this is a joke",
+    "what a joke",
+    "thanks for nothing",
+    "fed up",
+    "sick of",
+    "sick and tired",
+    "third time",
+    "fourth time",
+    "fifth time",
+    "yet again",
+    "never again",
+    "worst",
+)
+_PHRASES = PhraseMatcher(
+    {
+        "threat": _THREATS,
+        "negative": _NEGATIVE_PHRASES,
+        "praise": _PRAISE,
+        "exasperation": _EXASPERATION,
+    }
+)
 _ANGRY_EMOJI = "😡🤬😠👎💩😤🖕"
 _SAD_EMOJI = "😢😭😞😔☹🙁😩😫"
 _HAPPY_EMOJI = "😀😃😄😁😊🙂😍🥰👍🙏❤💯👏😉🎉"
@@ -271,7 +351,8 @@ def analyse(text: str, tokens: Tokens | Sequence[str]) -> SentimentAnalysis:
     raw = text[:_SCAN_CHARS]
     phrases = _PHRASES.counts(view)
     threat = "threat" in phrases
-    neg += 0.8 * phrases.get("negative", 0)
+    exasperation = phrases.get("exasperation", 0)
+    neg += 0.8 * phrases.get("negative", 0) + exasperation
     pos += phrases.get("praise", 0)
     if raw.isascii():
         angry_emoji = sad_emoji = happy_emoji = 0
@@ -294,11 +375,14 @@ def analyse(text: str, tokens: Tokens | Sequence[str]) -> SentimentAnalysis:
         + 0.8 * angry_emoji
         + 0.35 * min(punct, 3)
         + 0.9 * caps
+        + 0.6 * min(exasperation, 3)
         + 0.25 * max(0.0, neg - pos)
     )
     anger = 1.0 - math.exp(-anger_raw / 1.5) if anger_raw > 0 else 0.0
     if insults:
         cues.append("insult")
+    if exasperation:
+        cues.append("exasperation")
     if threat:
         cues.append("threat")
     if caps:

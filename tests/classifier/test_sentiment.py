@@ -38,6 +38,22 @@ class TestPolarity:
         assert feel(text).label is Sentiment.NEUTRAL
 
 
+class TestCourtesy:
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "¿Me podéis mandar la factura de marzo? Gracias",
+            "Could you send me the March invoice? Thanks",
+        ],
+    )
+    def test_a_polite_request_is_neutral(self, text: str) -> None:
+        assert feel(text).label is Sentiment.NEUTRAL
+
+    def test_heartfelt_thanks_are_positive(self) -> None:
+        assert feel("Muchas gracias por todo").label is Sentiment.POSITIVE
+        assert feel("Thank you so much for your help").label is Sentiment.POSITIVE
+
+
 class TestNegation:
     @pytest.mark.parametrize(
         "text", ["No estoy contento con el servicio", "I am not happy with the service"]
@@ -76,6 +92,17 @@ class TestAnger:
     def test_emojis(self) -> None:
         assert feel("otra vez sin pedido 😡😡").anger > 0.4
         assert feel("perfecto 😊👍").label is Sentiment.POSITIVE
+
+    @pytest.mark.parametrize(
+        "text",
+        ["Es la cuarta vez que llamo, estoy hasta las narices", "Third time I call. Fed up."],
+    )
+    def test_exasperation_without_insults(self, text: str) -> None:
+        result = feel(text)
+        assert result.label is Sentiment.NEGATIVE
+        assert result.anger >= 0.5
+        assert not result.abusive
+        assert "exasperation" in result.cues
 
     def test_polite_messages_are_calm(self) -> None:
         assert feel("Could you tell me when my order will arrive? Thanks").anger < 0.2
