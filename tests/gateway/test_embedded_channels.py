@@ -1,0 +1,141 @@
+"""The new channels through the whole embedded service: one customer, replays change nothing.
+
+Twilio WhatsApp, Meta WhatsApp and a Twilio Voice Intelligence call from one number resolve to
+one customer; every webhook posted three times leaves one contact per message.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+
+import pytest
+
+from omniroute.gateway.channels.meta import signature_for as meta_signature
+from omniroute.gateway.channels.twilio import signature_for as twilio_signature
+from omniroute.gateway.channels.x import signature_for as x_signature
+from tests.fixtures.embedded import META_SECRET, Embedded
+from tests.gateway.test_phone import TWILIO_TRANSCRIPT
+from tests.gateway.test_twilio import WHATSAPP
+from tests.gateway.test_x import DM, MENTION
+
+TWILIO_TOKEN = "embedded-twilio-token"
+X_SECRET = "embedded-x-secret"
+BASE = "http://omniroute.test"
+
+META_WHATSAPP = {
+    "object": "whatsapp_business_account",
+    "entry": [
+        {
+            "id": "WABA",
+            "changes": [
+                {
+                    "field": "messages",
+                    "value": {
+                        "messaging_product": "whatsapp",
+                        "metadata": {
+                            "display_phone_number": "34910000000",
+                            "phone_number_id": "P1",
+                        },
+                        "contacts": [{"profile": {"name": "Ana"}, "wa_id": "34600111222"}],
+                        "messages": [
+                            {
+                                "from": "34600111222",
+                                "id": "wamid.EMBEDDED1",
+                                "timestamp": "1717000000",
+                                "type": "text",
+                                "text": {"body": "Sigo sin respuesta sobre el cobro doble"},
+                            }
+                        ],
+                    },
+                }
+            ],
+        }
+    ],
+}
+
+
+@pytest.fixture(autouse=True)
+def channel_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMNIROUTE_TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
+    monkeypatch.setenv("OMNIROUTE_X_CONSUMER_SECRET", X_SECRET)
+
+
+async def post_three_times(embedded: Embedded, path: str, body: bytes, headers: dict) -> set:
+    answers = set()
+    for _ in range(3):
+        response = await embedded.client.post(path, content=body, headers=headers)
+        assert response.status_code in (200, 202), response.text
+        answers.add(response.text)
+    return answers
+
+
+class TestOneCustomerAcrossProviders:
+    async def test_replays_and_identity(self, embedded: Embedded) -> None:
+        ingest = await embedded.key("ingest")
+        supervisor = await embedded.key("supervisor")
+
+        params = urllib.parse.parse_qsl(WHATSAPP, keep_blank_values=True)
+        twilio_headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": twilio_signature(
+                TWILIO_TOKEN, f"{BASE}/v1/channels/twilio", params
+            ),
+        }
+        answers = await post_three_times(
+            embedded, "/v1/channels/twilio", WHATSAPP.encode(), twilio_headers
+        )
+        assert answers == {'<?xml version="1.0" encoding="UTF-8"?><Response/>'}
+
+        meta_body = json.dumps(META_WHATSAPP).encode()
+        meta_headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": meta_signature(META_SECRET, meta_body),
+        }
+        assert (
+            len(await post_three_times(embedded, "/v1/channels/meta", meta_body, meta_headers)) == 1
+        )
+
+        call = json.dumps(TWILIO_TRANSCRIPT).encode()
+        phone_headers = {**ingest, "Content-Type": "application/json"}
+        [receipt] = await post_three_times(embedded, "/v1/channels/phone", call, phone_headers)
+
+        found = await embedded.client.get(
+            "/v1/customers", params={"phone": "+34 600 111 222"}, headers=supervisor
+        )
+        assert found.status_code == 200, found.text
+        [customer] = found.json()
+        profile = await embedded.client.get(f"/v1/customers/{customer['id']}", headers=supervisor)
+        conversations = profile.json()["conversations"]
+        channels = sorted(conversation["channel"] for conversation in conversations)
+        assert channels == ["phone", "whatsapp", "whatsapp"]
+        for conversation in conversations:
+            detail = await embedded.client.get(
+                f"/v1/conversations/{conversation['id']}", headers=embedded.admin
+            )
+            assert detail.json()["message_count"] == 1
+        assert json.loads(receipt)["conversation_id"] in {c["id"] for c in conversations}
+
+    async def test_x_dm_and_mention_replayed(self, embedded: Embedded) -> None:
+        supervisor = await embedded.key("supervisor")
+        ids = []
+        for payload in (DM, MENTION):
+            body = json.dumps(payload).encode()
+            headers = {
+                "Content-Type": "application/json",
+                "x-twitter-webhooks-signature": x_signature(X_SECRET, body),
+            }
+            [answer] = await post_three_times(embedded, "/v1/channels/x", body, headers)
+            [receipt] = json.loads(answer)["contacts"]
+            ids.append(receipt["conversation_id"])
+        dm, mention = [
+            (await embedded.client.get(f"/v1/conversations/{cid}", headers=embedded.admin)).json()
+            for cid in ids
+        ]
+        assert dm["channel"] == mention["channel"] == "x"
+        assert dm["message_count"] == mention["message_count"] == 1
+        found = await embedded.client.get(
+            "/v1/customers", params={"handle": "@AnaLopez", "channel": "x"}, headers=supervisor
+        )
+        assert found.status_code == 200, found.text
+        assert len(found.json()) == 1
