@@ -27,7 +27,7 @@ _BASE = np.uint64(1_000_003)
 MAX_CHARS = 2000
 # Per-n salts keep n-grams of different lengths (and words) apart in one hash space.
 _SALT = {n: np.uint64(0x9E3779B97F4A7C15 * (n + 1) % 2**64) for n in (*CHAR_NGRAMS, 10, 11, 12)}
-_WORD_CACHE_LIMIT = 200_000
+_WORD_CACHE_LIMIT = 100_000
 WORD_BLOCK = 0
 CHAR_BLOCK = 1
 
