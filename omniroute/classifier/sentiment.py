@@ -376,7 +376,8 @@ def analyse(text: str, tokens: Tokens | Sequence[str]) -> SentimentAnalysis:
         + 0.35 * min(punct, 3)
         + 0.9 * caps
         + 0.6 * min(exasperation, 3)
-        + 0.25 * max(0.0, neg - pos)
+        # Negativity alone is not anger: it adds a little, however long the message.
+        + 0.25 * min(max(0.0, neg - pos), 3.0)
     )
     anger = 1.0 - math.exp(-anger_raw / 1.5) if anger_raw > 0 else 0.0
     if insults:

@@ -104,5 +104,10 @@ class TestAnger:
         assert not result.abusive
         assert "exasperation" in result.cues
 
+    def test_a_long_calm_complaint_is_not_anger(self) -> None:
+        text = "Mi pedido no ha llegado todavía y sigo esperando. " * 40
+        assert feel(text).label is Sentiment.NEGATIVE
+        assert feel(text).anger < 0.6
+
     def test_polite_messages_are_calm(self) -> None:
         assert feel("Could you tell me when my order will arrive? Thanks").anger < 0.2
