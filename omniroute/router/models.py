@@ -173,6 +173,19 @@ class Conversation(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class ConversationAlias(Base):
+    """Another id a conversation is known by: the gateway's id for a thread that the router
+    joined to an existing conversation (e.g. by a quoted reference), so receipts stay valid."""
+
+    __tablename__ = "conversation_aliases"
+
+    alias_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Contact(Base):
     """One customer message. (channel, external_id) is the provider's idempotency key."""
 

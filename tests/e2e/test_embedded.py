@@ -459,11 +459,12 @@ class TestCustomersAndNotices:
             f"/v1/conversations/{conversation_id}", headers=embedded.admin
         )
         assert thread.json()["message_count"] == 2
-        # The gateway's receipt names the thread it computed; the router joined the referenced one.
-        unused = await embedded.client.get(
+        # The gateway's receipt names the thread it computed; it leads to the joined conversation.
+        by_receipt = await embedded.client.get(
             f"/v1/conversations/{reopened.json()['conversation_id']}", headers=embedded.admin
         )
-        assert unused.status_code == 404
+        assert by_receipt.status_code == 200
+        assert by_receipt.json()["id"] == conversation_id
 
     async def test_merge_and_erasure_over_http(self, embedded: Embedded) -> None:
         ingest = await embedded.key("ingest")

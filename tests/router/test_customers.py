@@ -263,6 +263,31 @@ class TestThreading:
         again = await route(runtime, reply)
         assert (again.duplicate, again.conversation_id) == (True, first.conversation_id)
 
+    async def test_the_gateways_id_for_the_joined_thread_stays_valid(
+        self, runtime: RouterRuntime
+    ) -> None:
+        first = await route(runtime, email_from("ana@example.com"))
+        reply = email_from(
+            "ana@example.com", metadata={"reference": reference_for(first.conversation_id)}
+        )
+        await route(runtime, reply)
+        # The gateway answered with the reply thread's own id; it names the joined conversation.
+        supervisor = Principal(role=Role.SUPERVISOR)
+        async with runtime.sessions() as session:
+            found = await conversations.get_for(session, supervisor, reply.contact.conversation_id)
+        assert found.id == first.conversation_id
+        # A later message of the reply's thread finds it without quoting the reference.
+        later = email_from("ana@example.com")
+        later = later.model_copy(
+            update={
+                "contact": later.contact.model_copy(
+                    update={"conversation_id": reply.contact.conversation_id}
+                )
+            }
+        )
+        outcome = await route(runtime, later)
+        assert outcome.conversation_id == first.conversation_id
+
     async def test_an_unknown_reference_starts_a_new_conversation(
         self, runtime: RouterRuntime
     ) -> None:

@@ -35,9 +35,9 @@ async def get_conversation(
 ) -> ConversationDetail:
     async with runtime.sessions() as session:
         conversation = await service.get_for(session, principal, conversation_id)
-        messages = await service.messages_of(session, conversation_id)
-        events = await service.events_of(session, conversation_id)
-        notices = await notifications_of(session, conversation_id)
+        messages = await service.messages_of(session, conversation.id)
+        events = await service.events_of(session, conversation.id)
+        notices = await notifications_of(session, conversation.id)
         queue = await session.get(Queue, conversation.queue_id) if conversation.queue_id else None
     base = _read(conversation, queue)
     return ConversationDetail(

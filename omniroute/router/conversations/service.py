@@ -16,6 +16,7 @@ from omniroute.router.models import (
     Assignment,
     Contact,
     Conversation,
+    ConversationAlias,
     ConversationEvent,
     ConversationStatus,
     Offer,
@@ -85,10 +86,16 @@ async def ingest_classified(
     queue = await get_queue_by_name(session, queue_name)
     customer = await resolve_customer(uow, inbound.customer, inbound.channel.value)
     hold = _hold_reason(classified)
-    conversation = await session.get(Conversation, inbound.conversation_id)
+    conversation = await find_conversation(session, inbound.conversation_id)
     if conversation is None:
         # Threading headers lost (a new e-mail quoting "[#ABCD-1234]"): join by reference.
         conversation = await _by_reference(session, inbound.metadata.get("reference"), inbound)
+        if conversation is not None:
+            # The gateway's receipt named the thread's own id: keep it valid, and let later
+            # messages of that thread find this conversation without the reference.
+            session.add(
+                ConversationAlias(alias_id=inbound.conversation_id, conversation_id=conversation.id)
+            )
     queued = False
     conversation_id = conversation.id if conversation is not None else inbound.conversation_id
     contact_data = {"contact_id": str(inbound.contact_id), "channel": inbound.channel.value}
@@ -245,12 +252,23 @@ async def pending_offer_agents(session: AsyncSession, conversation_id: uuid.UUID
 async def get_for(
     session: AsyncSession, principal: Principal, conversation_id: uuid.UUID
 ) -> Conversation:
-    conversation = await session.get(Conversation, conversation_id)
+    conversation = await find_conversation(session, conversation_id)
     if conversation is None or not visible_to(
-        principal, conversation, await pending_offer_agents(session, conversation_id)
+        principal, conversation, await pending_offer_agents(session, conversation.id)
     ):
         raise NotFound("no such conversation")
     return conversation
+
+
+async def find_conversation(
+    session: AsyncSession, conversation_id: uuid.UUID
+) -> Conversation | None:
+    """By its id, or by an alias it is also known by."""
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is not None:
+        return conversation
+    alias = await session.get(ConversationAlias, conversation_id)
+    return await session.get(Conversation, alias.conversation_id) if alias else None
 
 
 async def messages_of(session: AsyncSession, conversation_id: uuid.UUID) -> list[Contact]:

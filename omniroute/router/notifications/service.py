@@ -22,6 +22,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from omniroute.router.conversations.service import find_conversation
 from omniroute.router.models import (
     Agent,
     Assignment,
@@ -439,9 +440,10 @@ async def record_feedback(
     The first answer counts. The same answer relayed again (a retried webhook) is accepted
     unchanged; a different second answer is a conflict."""
     session = uow.session
-    conversation = await session.get(Conversation, conversation_id)
+    conversation = await find_conversation(session, conversation_id)
     if conversation is None:
         raise NotFound("no such conversation")
+    conversation_id = conversation.id
     existing = await session.scalar(
         select(Feedback).where(Feedback.conversation_id == conversation_id)
     )
