@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from omniroute.classifier.consumers import make_classify_handler
 from omniroute.classifier.pipeline import Classifier
-from omniroute.gateway.endpoints import gateway_router
+from omniroute.gateway.endpoints import body_limits, gateway_router
 from omniroute.gateway.ingest import ContactPublisher
+from omniroute.gateway.smtp import smtp_listener
 from omniroute.router.api import router_api
 from omniroute.router.consumers import make_route_handler
 from omniroute.router.notifications.timers import install as install_notifications
@@ -93,11 +94,25 @@ def create_embedded_app(settings: Settings) -> FastAPI:
             app.state.publisher = ContactPublisher(bus)
             app.state.key_store = _key_store(settings, database)
             app.state.router_runtime = runtime
+            if settings.gateway.smtp_port is not None:
+                await stack.enter_async_context(
+                    smtp_listener(
+                        app.state.publisher,
+                        host=settings.gateway.smtp_host,
+                        port=settings.gateway.smtp_port,
+                        max_bytes=settings.gateway.max_email_bytes,
+                    )
+                )
             holder.update(database=database, bus=bus)
             log.info("omniroute.embedded.started", bus=settings.bus.bus)
             yield
 
-    app = create_app("Omniroute", lifespan=lifespan, max_body_bytes=settings.gateway.max_body_bytes)
+    app = create_app(
+        "Omniroute",
+        lifespan=lifespan,
+        max_body_bytes=settings.gateway.max_body_bytes,
+        path_limits=body_limits(settings),
+    )
     app.include_router(gateway_router())
     app.include_router(router_api())
     app.include_router(health_router(_lazy_checks(holder)))
@@ -120,9 +135,6 @@ def _lazy_checks(holder: dict[str, object]) -> dict[str, ReadinessCheck]:
 
 def create_gateway_app(settings: Settings, smtp_port: int | None = None) -> FastAPI:
     """The gateway; with an SMTP port (or OMNIROUTE_SMTP_PORT) it also listens for SMTP."""
-    from omniroute.gateway.endpoints import body_limits
-    from omniroute.gateway.smtp import smtp_listener
-
     holder: dict[str, object] = {}
     smtp_port = smtp_port if smtp_port is not None else settings.gateway.smtp_port
 

@@ -75,3 +75,30 @@ class TestGatewayOverKafka:
         assert unready.json()["checks"]["bus"] is False
         accepted = await kafka_gateway.post("/v1/contacts", json=contact)
         assert accepted.status_code == 202, accepted.text
+
+
+class TestEmbeddedEmailLimit:
+    async def test_a_large_email_is_accepted_where_other_bodies_are_not(
+        self, embedded: Embedded
+    ) -> None:
+        ingest = await embedded.key("ingest")
+        attachment = "QUJD" * (400 * 1024)  # about 1.6 MB of base64: over the 1 MiB API limit
+        raw = (
+            "From: ana@example.com\r\nTo: help@omniroute.test\r\nSubject: Invoice\r\n"
+            "Message-ID: <big-1@example.com>\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+            "--b\r\nContent-Type: text/plain\r\n\r\nMy invoice is attached.\r\n"
+            "--b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
+            'Content-Disposition: attachment; filename="invoice.pdf"\r\n\r\n'
+            f"{attachment}\r\n--b--\r\n"
+        ).encode()
+        accepted = await embedded.client.post(
+            "/v1/channels/email", content=raw, headers={**ingest, "Content-Type": "message/rfc822"}
+        )
+        assert accepted.status_code == 202, accepted.text
+        refused = await embedded.client.post(
+            "/v1/contacts",
+            content=b'{"text": "' + b"x" * len(raw) + b'"}',
+            headers={**ingest, "Content-Type": "application/json"},
+        )
+        assert refused.status_code == 413
