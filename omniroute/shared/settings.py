@@ -186,6 +186,10 @@ class Settings:
         for name, secret in (
             ("OMNIROUTE_ADMIN_KEY", self.auth.admin_key),
             ("OMNIROUTE_META_APP_SECRET", self.gateway.meta_app_secret),
+            ("OMNIROUTE_META_VERIFY_TOKEN", self.gateway.meta_verify_token),
+            ("OMNIROUTE_X_CONSUMER_SECRET", self.gateway.x_consumer_secret),
+            ("OMNIROUTE_TWILIO_AUTH_TOKEN", self.gateway.twilio_auth_token),
+            ("OMNIROUTE_MAILGUN_SIGNING_KEY", self.gateway.mailgun_signing_key),
         ):
             if secret is None:
                 continue

@@ -69,6 +69,18 @@ class TestKeys:
 
 
 class TestProductionSecrets:
+    @pytest.mark.parametrize("name", ["OMNIROUTE_TWILIO_AUTH_TOKEN", "OMNIROUTE_X_CONSUMER_SECRET"])
+    def test_placeholder_provider_secrets_are_refused(
+        self, name: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from omniroute.shared.settings import Settings
+
+        monkeypatch.setenv("OMNIROUTE_ENV", "production")
+        monkeypatch.setenv("OMNIROUTE_ADMIN_KEY", "omr_a-real-looking-key")
+        monkeypatch.setenv(name, "changeme")
+        with pytest.raises(ValueError, match=name):
+            Settings().validate_for_production()
+
     @pytest.mark.parametrize("value", ["", "   ", "changeme"])
     def test_empty_or_placeholder_admin_keys_are_refused(
         self, value: str, monkeypatch: pytest.MonkeyPatch
