@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
-from omniroute.classifier.features import Grams, Vectoriser, extract
+from omniroute.classifier.features import MAX_CHARS, Grams, Scorer, Vectoriser, extract
 from omniroute.classifier.taxonomy import UNKNOWN, Taxonomy
 from omniroute.classifier.text import Tokens
 
@@ -58,11 +58,12 @@ class TextModel:
     model_id: str
     meta: dict[str, Any]
 
-    def decision(self, text: str, tokens: Tokens | None = None) -> npt.NDArray[np.float32]:
-        columns, values = self.vectoriser.transform_text(text, tokens)
-        if columns.size == 0:
-            return self.bias.copy()
-        return values @ self.weights[columns] + self.bias
+    def __post_init__(self) -> None:
+        self._scorer = Scorer(self.vectoriser, self.weights, self.bias)
+
+    def decision(self, text: str, tokens: Tokens | None = None) -> npt.NDArray[np.float64]:
+        view = tokens if tokens is not None else Tokens.of(text[:MAX_CHARS])
+        return self._scorer.decision(view)
 
     def predict_proba(self, text: str, tokens: Tokens | None = None) -> list[float]:
         """Calibrated probabilities; `tokens` may be passed when the caller already has them."""
@@ -256,7 +257,7 @@ def _fit_scale(
     return best_scale
 
 
-def _softmax(z: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+def _softmax(z: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
     shifted = z.astype(np.float64) - float(z.max())
     exp = np.exp(shifted)
     return np.asarray(exp / exp.sum())
