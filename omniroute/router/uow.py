@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from omniroute.router.models import ConversationEvent
+from omniroute.shared.db import write_lock
 from omniroute.shared.events import RoutingEvent, RoutingEventType, utcnow
 
 AfterCommit = Callable[["UnitOfWork"], Awaitable[None]]
@@ -62,7 +63,7 @@ async def unit_of_work(
     after_commit: AfterCommit | None = None,
 ) -> AsyncIterator[UnitOfWork]:
     """Commit on success, then run side effects; roll back and drop them on error."""
-    async with sessions() as session:
+    async with write_lock(sessions), sessions() as session:
         uow = UnitOfWork(session)
         try:
             yield uow

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import weakref
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event, text
+from sqlalchemy import DateTime, Engine, MetaData, event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -83,12 +86,26 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+# SQLite has one writer. Concurrent write transactions in one process would otherwise wait in
+# SQLite's busy handler, which sleeps in growing steps and throttles the whole router; queueing
+# them on an asyncio lock hands the database over the moment the previous writer commits.
+_sqlite_writers: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def write_lock(sessions: async_sessionmaker[AsyncSession]) -> AbstractAsyncContextManager[Any]:
+    """Held around every write transaction: a per-engine lock on SQLite, nothing elsewhere."""
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine) or bind.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    return _sqlite_writers.setdefault(bind.sync_engine, asyncio.Lock())
+
+
 @asynccontextmanager
 async def transaction(
     sessions: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
     """The boundary's unit of work: commit on success, roll back on error."""
-    async with sessions() as session:
+    async with write_lock(sessions), sessions() as session:
         try:
             yield session
             await session.commit()
