@@ -23,9 +23,7 @@ from omniroute.gateway.channels.base import e164
 from omniroute.shared.events import (
     MAX_METADATA_ITEMS,
     MAX_TEXT_CHARS,
-    Attachment,
     Channel,
-    CustomerRef,
     InboundContact,
     Visibility,
 )
@@ -112,11 +110,12 @@ class ContactIn(_Schema):
             conversation_key=self.conversation_key or self.external_id,
             received_at=received_at,
             occurred_at=self.occurred_at,
-            customer=CustomerRef(**self.customer.model_dump()),
+            # Plain data: InboundContact validates it once, with no intermediate models.
+            customer=self.customer.model_dump(),
             subject=self.subject,
             text=self.text,
             visibility=self.visibility,
-            attachments=[Attachment(**item.model_dump()) for item in self.attachments],
+            attachments=[item.model_dump() for item in self.attachments],
             metadata=self.metadata,
         )
 

@@ -16,6 +16,9 @@ _CVV = re.compile(
     r"(\s*(?:is|es|:|=|-)?\s*)(\d{3,4})\b"
 )
 
+_THIRTEEN_DIGITS = re.compile(r"(?:\d[ -]?){13}")
+_HAS_DIGIT = re.compile(r"\d")
+
 CARD_MASK = "[CARD]"
 CVV_MASK = "[CVV]"
 
@@ -49,7 +52,9 @@ def redact_cards(text: str) -> tuple[str, list[str]]:
             kinds.append("cvv")
         return f"{match.group(1)}{match.group(2)}{CVV_MASK}"
 
-    if any(ch.isdigit() for ch in text):
+    # A card needs at least 13 digits and a CVV sits next to card words: most texts have neither.
+    if _THIRTEEN_DIGITS.search(text):
         text = _CARD_CANDIDATE.sub(card, text)
+    if _HAS_DIGIT.search(text):
         text = _CVV.sub(cvv, text)
     return text, kinds

@@ -1,0 +1,36 @@
+"""Card redaction that the gateway applies before anything is published."""
+
+from __future__ import annotations
+
+import pytest
+
+from omniroute.shared.pii import redact_cards
+
+
+class TestCardRedaction:
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "mi tarjeta es 4111 1111 1111 1111, gracias",
+            "card 4111-1111-1111-1111 please",
+            "pan:4111111111111111",
+            "amex 3782 822463 10005",
+        ],
+    )
+    def test_luhn_valid_cards_are_masked(self, text: str) -> None:
+        redacted, kinds = redact_cards(text)
+        assert "[CARD]" in redacted
+        assert kinds == ["card_number"]
+        assert not any(group in redacted for group in ("4111", "3782"))
+
+    def test_numbers_failing_luhn_are_kept(self) -> None:
+        text = "pedido 4111 1111 1111 1112 y teléfono 600 111 222"
+        assert redact_cards(text) == (text, [])
+
+    def test_cvv_next_to_card_words_is_masked(self) -> None:
+        redacted, kinds = redact_cards("el CVV: 123 y el código de seguridad es 9876")
+        assert redacted == "el CVV: [CVV] y el código de seguridad es [CVV]"
+        assert kinds == ["cvv"]
+
+    def test_text_without_digits_is_returned_unchanged(self) -> None:
+        assert redact_cards("hola, ¿dónde está mi pedido?") == ("hola, ¿dónde está mi pedido?", [])
