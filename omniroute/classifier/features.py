@@ -111,10 +111,11 @@ class Vectoriser:
             return columns, np.empty(0, dtype=np.float32)
         if columns.size * 8 >= self.keys.size:
             dense = np.bincount(columns, weights=weights, minlength=self.keys.size)
-            distinct = np.flatnonzero(dense)
+            distinct = (dense != 0).nonzero()[0]
             return distinct, self._weigh(distinct, dense[distinct])
-        distinct, inverse = np.unique(columns, return_inverse=True)
-        counts = np.bincount(inverse, weights=weights, minlength=distinct.size)
+        if weights is None:
+            weights = np.ones(columns.size, dtype=np.intp)
+        distinct, counts = _sum_by_column(columns, weights)
         return distinct, self._weigh(distinct, counts)
 
     def transform_text(
@@ -309,8 +310,8 @@ def _sublinear(counts: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 
 def _sum_by_column(
-    columns: npt.NDArray[np.intp], weights: npt.NDArray[np.float64]
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+    columns: npt.NDArray[np.intp], weights: npt.NDArray[Any]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[Any]]:
     """Distinct columns (sorted) and the summed weights of each; sorts instead of `np.unique`,
     whose overhead dominates for a few thousand entries."""
     order = np.argsort(columns, kind="stable")
