@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -32,6 +33,8 @@ from omniroute.shared.settings import RouterSettings
 from omniroute.shared.transport import Bus, BusUnavailable, encode_event
 
 log = structlog.get_logger(__name__)
+
+QUEUE_DEPTH_REFRESH_SECONDS = 5.0
 
 BackgroundJob = Callable[["RouterRuntime"], Coroutine[Any, Any, None]]
 
@@ -83,6 +86,7 @@ class RouterRuntime:
         self._background: list[tuple[str, BackgroundJob]] = []
         self._background_tasks: list[asyncio.Task[None]] = []
         self._commit_listeners: list[Callable[[UnitOfWork], None]] = []
+        self._depths_due = 0.0
 
     @property
     def offer_timeout(self) -> timedelta:
@@ -154,7 +158,10 @@ class RouterRuntime:
             async with self.uow() as uow:
                 await expire_offers(uow, now)
                 made = await dispatch(uow, offer_timeout=self.offer_timeout, now=now)
-                await refresh_queue_depths(uow.session)
+                # The gauge scans every queue: refresh it now and then, not on every pass.
+                if time.monotonic() >= self._depths_due:
+                    await refresh_queue_depths(uow.session)
+                    self._depths_due = time.monotonic() + QUEUE_DEPTH_REFRESH_SECONDS
                 # Expiry's returns were offered in this very pass; another is due only when
                 # the batch was full and more work may be waiting.
                 uow.needs_dispatch = made >= DISPATCH_BATCH
@@ -166,6 +173,8 @@ class RouterRuntime:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
                     await self._kick.wait()
+            if self._kick.is_set() and self.settings.dispatch_coalesce_seconds:
+                await asyncio.sleep(self.settings.dispatch_coalesce_seconds)
             self._kick.clear()
             try:
                 await self.dispatch_once()

@@ -104,6 +104,8 @@ class RouterSettings(BaseSettings):
 
     offer_timeout_seconds: float = Field(default=30.0, gt=0)
     dispatch_interval_seconds: float = Field(default=1.0, gt=0)
+    # After a kick, wait this long so a burst of new work shares one dispatch pass.
+    dispatch_coalesce_seconds: float = Field(default=0.02, ge=0)
     long_poll_max_seconds: float = 60.0
     routing_rules_path: Path | None = None
     reopen_window_hours: float = 72.0

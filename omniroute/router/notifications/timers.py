@@ -35,6 +35,9 @@ async def notification_timer(
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(interval):
                 await wake.wait()
+        if wake.is_set():
+            # Let a burst of events share one pass; a notice a few ms later costs nothing.
+            await asyncio.sleep(runtime.settings.dispatch_coalesce_seconds * 2.5)
         wake.clear()
         now = utcnow()
         # One short transaction per phase: row locks are held briefly, and one failing phase
