@@ -94,6 +94,20 @@ class ChannelAdapter(Protocol):
         ...
 
 
+class AdapterDefaults:
+    """What most adapters do for the optional steps: no signature of their own (an ingest key
+    guards them), no handshake, and the default JSON receipts as the answer."""
+
+    def verify(self, delivery: RawDelivery, settings: Settings) -> None:
+        return None
+
+    def handshake(self, delivery: RawDelivery, settings: Settings) -> Response | None:
+        return None
+
+    def reply(self, contacts: list[InboundContact]) -> Response | None:
+        return None
+
+
 class AdapterRegistry:
     """Adapters by name; the endpoints iterate it to generate one route set per channel."""
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Response
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -18,6 +17,7 @@ from pydantic import (
 )
 
 from omniroute.gateway.channels.base import (
+    AdapterDefaults,
     Authentication,
     RawDelivery,
     bounded_identifier,
@@ -40,7 +40,6 @@ from omniroute.shared.events import (
     InboundContact,
 )
 from omniroute.shared.identity import normalise_email, normalise_phone
-from omniroute.shared.settings import Settings
 
 _Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=512)]
 _Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=512)]
@@ -83,21 +82,12 @@ class ChatMessage(BaseModel):
         return value
 
 
-class ChatAdapter:
+class ChatAdapter(AdapterDefaults):
     name = "chat"
     authentication: Authentication = "api_key"
     content_types = ("application/json",)
     summary = "Ingest one live-chat message"
     body_model: type[BaseModel] | None = ChatMessage
-
-    def verify(self, delivery: RawDelivery, settings: Settings) -> None:
-        return None
-
-    def reply(self, contacts: list[InboundContact]) -> Response | None:
-        return None
-
-    def handshake(self, delivery: RawDelivery, settings: Settings) -> Response | None:
-        return None
 
     def parse(self, delivery: RawDelivery) -> list[InboundContact]:
         payload = require_object(load_json(delivery))

@@ -21,11 +21,11 @@ from email.policy import EmailPolicy
 from typing import Any
 
 import structlog
-from fastapi import Response
 from inscriptis import get_text
 from pydantic import BaseModel
 
 from omniroute.gateway.channels.base import (
+    AdapterDefaults,
     Authentication,
     RawDelivery,
     bounded_identifier,
@@ -42,7 +42,6 @@ from omniroute.shared.events import (
     InboundContact,
 )
 from omniroute.shared.reference import find_reference
-from omniroute.shared.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -166,7 +165,7 @@ def parse_message(raw: bytes) -> tuple[EmailMessage, bool]:
     return message, truncated
 
 
-class EmailAdapter:
+class EmailAdapter(AdapterDefaults):
     name = "email"
     authentication: Authentication = "api_key"
     content_types: tuple[str, ...] = (
@@ -180,15 +179,6 @@ class EmailAdapter:
         "Postmark; raw or parsed mode)"
     )
     body_model: type[BaseModel] | None = None
-
-    def verify(self, delivery: RawDelivery, settings: Settings) -> None:
-        return None
-
-    def reply(self, contacts: list[InboundContact]) -> Response | None:
-        return None
-
-    def handshake(self, delivery: RawDelivery, settings: Settings) -> Response | None:
-        return None
 
     def parse(self, delivery: RawDelivery) -> list[InboundContact]:
         # Imported here: the provider formats are built on parse_email from this module.

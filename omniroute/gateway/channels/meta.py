@@ -27,6 +27,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from omniroute.gateway.channels.base import (
+    AdapterDefaults,
     Authentication,
     RawDelivery,
     bounded_identifier,
@@ -80,7 +81,7 @@ def signature_for(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class MetaAdapter:
+class MetaAdapter(AdapterDefaults):
     name = "meta"
     authentication: Authentication = "signature"
     content_types = ("application/json",)
@@ -103,9 +104,6 @@ class MetaAdapter:
         if not hmac.compare_digest(expected.encode(), ("sha256=" + digest.lower()).encode()):
             log.info("gateway.meta.bad_signature")
             raise Unauthorized("invalid X-Hub-Signature-256")
-
-    def reply(self, contacts: list[InboundContact]) -> Response | None:
-        return None
 
     def handshake(self, delivery: RawDelivery, settings: Settings) -> Response | None:
         mode = delivery.query.get("hub.mode")

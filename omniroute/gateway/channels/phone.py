@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Response
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -24,6 +23,7 @@ from pydantic import (
 )
 
 from omniroute.gateway.channels.base import (
+    AdapterDefaults,
     Authentication,
     RawDelivery,
     bounded_identifier,
@@ -46,7 +46,6 @@ from omniroute.shared.events import (
     TranscriptTurn,
 )
 from omniroute.shared.identity import normalise_email, normalise_phone
-from omniroute.shared.settings import Settings
 
 Speaker = Literal["customer", "agent", "system"]
 
@@ -121,7 +120,7 @@ class CallTranscript(BaseModel):
         return value
 
 
-class PhoneAdapter:
+class PhoneAdapter(AdapterDefaults):
     name = "phone"
     authentication: Authentication = "api_key"
     content_types = ("application/json",)
@@ -130,15 +129,6 @@ class PhoneAdapter:
         "Intelligence)"
     )
     body_model: type[BaseModel] | None = CallTranscript
-
-    def verify(self, delivery: RawDelivery, settings: Settings) -> None:
-        return None
-
-    def reply(self, contacts: list[InboundContact]) -> Response | None:
-        return None
-
-    def handshake(self, delivery: RawDelivery, settings: Settings) -> Response | None:
-        return None
 
     def parse(self, delivery: RawDelivery) -> list[InboundContact]:
         payload = require_object(load_json(delivery))

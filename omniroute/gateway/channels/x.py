@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from omniroute.gateway.channels.base import (
+    AdapterDefaults,
     Authentication,
     RawDelivery,
     bounded_identifier,
@@ -73,7 +74,7 @@ def signature_for(consumer_secret: str, data: bytes) -> str:
     return "sha256=" + base64.b64encode(digest).decode("ascii")
 
 
-class XAdapter:
+class XAdapter(AdapterDefaults):
     name = "x"
     authentication: Authentication = "signature"
     content_types = ("application/json",)
@@ -104,9 +105,6 @@ class XAdapter:
         except Unauthorized as exc:
             raise Forbidden("the CRC cannot be answered: no consumer secret configured") from exc
         return JSONResponse({"response_token": signature_for(secret, token.encode())})
-
-    def reply(self, contacts: list[InboundContact]) -> Response | None:
-        return None
 
     def parse(self, delivery: RawDelivery) -> list[InboundContact]:
         payload = require_object(load_json(delivery))
