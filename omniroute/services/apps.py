@@ -47,6 +47,28 @@ class _Database:
         return await db.ping(self.engine)
 
 
+def _database(stack: AsyncExitStack, settings: Settings) -> _Database:
+    database = _Database(settings)
+    stack.push_async_callback(database.engine.dispose)
+    return database
+
+
+async def _smtp(
+    stack: AsyncExitStack, settings: Settings, publisher: ContactPublisher, port: int | None
+) -> None:
+    """The SMTP listener, when a port is configured; closed with the app."""
+    if port is None:
+        return
+    await stack.enter_async_context(
+        smtp_listener(
+            publisher,
+            host=settings.gateway.smtp_host,
+            port=port,
+            max_bytes=settings.gateway.max_email_bytes,
+        )
+    )
+
+
 def _key_store(settings: Settings, database: _Database) -> KeyStore:
     return KeyStore(database.sessions, admin_key(settings), settings.auth.key_cache_seconds)
 
@@ -81,8 +103,7 @@ def create_embedded_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            database = _Database(settings)
-            stack.push_async_callback(database.engine.dispose)
+            database = _database(stack, settings)
             bus = create_bus(settings.bus)
             _classifier(settings, bus)
             runtime = await _router_runtime(settings, database, bus)
@@ -94,15 +115,7 @@ def create_embedded_app(settings: Settings) -> FastAPI:
             app.state.publisher = ContactPublisher(bus)
             app.state.key_store = _key_store(settings, database)
             app.state.router_runtime = runtime
-            if settings.gateway.smtp_port is not None:
-                await stack.enter_async_context(
-                    smtp_listener(
-                        app.state.publisher,
-                        host=settings.gateway.smtp_host,
-                        port=settings.gateway.smtp_port,
-                        max_bytes=settings.gateway.max_email_bytes,
-                    )
-                )
+            await _smtp(stack, settings, app.state.publisher, settings.gateway.smtp_port)
             holder.update(database=database, bus=bus)
             log.info("omniroute.embedded.started", bus=settings.bus.bus)
             yield
@@ -141,23 +154,14 @@ def create_gateway_app(settings: Settings, smtp_port: int | None = None) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            database = _Database(settings)
-            stack.push_async_callback(database.engine.dispose)
+            database = _database(stack, settings)
             bus = create_bus(settings.bus)
             await bus.start()
             stack.push_async_callback(bus.stop)
             app.state.settings = settings
             app.state.publisher = ContactPublisher(bus)
             app.state.key_store = _key_store(settings, database)
-            if smtp_port is not None:
-                await stack.enter_async_context(
-                    smtp_listener(
-                        app.state.publisher,
-                        host=settings.gateway.smtp_host,
-                        port=smtp_port,
-                        max_bytes=settings.gateway.max_email_bytes,
-                    )
-                )
+            await _smtp(stack, settings, app.state.publisher, smtp_port)
             holder.update(database=database, bus=bus)
             log.info("omniroute.gateway.started", bus=settings.bus.bus, smtp_port=smtp_port)
             yield
@@ -179,8 +183,7 @@ def create_router_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            database = _Database(settings)
-            stack.push_async_callback(database.engine.dispose)
+            database = _database(stack, settings)
             bus = create_bus(settings.bus)
             runtime = await _router_runtime(settings, database, bus)
             await runtime.start()
