@@ -45,7 +45,7 @@ def train(
     text_col: TextColOpt = "text",
     label_col: LabelColOpt = "category",
     split: SplitOpt = None,
-    c: Annotated[float, typer.Option("--c", help="SVM regularisation (higher fits closer)")] = 1.0,
+    c: Annotated[float, typer.Option("--c", help="SVM regularisation (higher fits closer)")] = 2.0,
     min_df: Annotated[int, typer.Option("--min-df", help="drop n-grams rarer than this")] = 1,
     balanced: Annotated[
         bool, typer.Option("--balanced/--no-balanced", help="weight classes by their rarity")

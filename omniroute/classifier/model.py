@@ -149,7 +149,7 @@ def train_model(
     texts: Sequence[str],
     labels: Sequence[str],
     *,
-    c: float = 1.0,
+    c: float = 2.0,
     min_df: int = 1,
     balanced: bool = True,
     calibrate: bool = True,
