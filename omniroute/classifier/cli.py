@@ -11,7 +11,13 @@ from typing import Annotated
 import structlog
 import typer
 
-from omniroute.classifier.model import ModelError, load_model, train_model, training_steps
+from omniroute.classifier.model import (
+    ModelError,
+    abstention_threshold,
+    load_model,
+    train_model,
+    training_steps,
+)
 from omniroute.classifier.training import DatasetError, Evaluation, evaluate, load_dataset
 from omniroute.shared.settings import ClassifierSettings
 
@@ -101,11 +107,7 @@ def evaluate_command(
         raise typer.BadParameter(str(exc), param_hint="--model") from exc
     cutoff = threshold
     if cutoff is None:
-        # The threshold training recommended (it saw out-of-scope rows), else the settings'.
-        settings = ClassifierSettings()
-        recommended = loaded.threshold
-        explicit = "threshold" in settings.model_fields_set
-        cutoff = recommended if recommended is not None and not explicit else settings.threshold
+        cutoff = abstention_threshold(ClassifierSettings(), loaded)
     result = evaluate(loaded, dataset, threshold=cutoff)
     if as_json:
         typer.echo(json.dumps(result.as_dict()))

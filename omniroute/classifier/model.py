@@ -21,6 +21,7 @@ import structlog
 from omniroute.classifier.features import MAX_CHARS, Grams, Scorer, Vectoriser, extract
 from omniroute.classifier.taxonomy import UNKNOWN, Taxonomy
 from omniroute.classifier.text import Tokens
+from omniroute.shared.settings import ClassifierSettings
 
 log = structlog.get_logger(__name__)
 
@@ -103,6 +104,15 @@ class TextModel:
             "model_id": self.model_id,
         }
         (directory / "model.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+
+
+def abstention_threshold(settings: ClassifierSettings, model: object) -> float:
+    """A threshold set explicitly (environment or arguments) wins; otherwise the one the model's
+    training recommended (it saw out-of-scope rows); otherwise the settings default."""
+    recommended = getattr(model, "threshold", None)
+    if "threshold" not in settings.model_fields_set and isinstance(recommended, float):
+        return recommended
+    return settings.threshold
 
 
 class ModelError(ValueError):

@@ -16,7 +16,7 @@ from omniroute.classifier import spam as spam_mod
 from omniroute.classifier import urgency as urgency_mod
 from omniroute.classifier.features import MAX_CHARS
 from omniroute.classifier.language import LanguageIdentifier
-from omniroute.classifier.model import load_default_model, load_model
+from omniroute.classifier.model import abstention_threshold, load_default_model, load_model
 from omniroute.classifier.pii import ALL_KINDS, PiiRedactor
 from omniroute.classifier.priority import prioritise
 from omniroute.classifier.sla import SlaBook
@@ -78,13 +78,7 @@ class Classifier:
         self.taxonomy = taxonomy or Taxonomy.load(_optional(model_dir, "taxonomy.yaml"))
         self.sla = sla or SlaBook.load(_optional(model_dir, "sla.yaml"), settings.timezone)
         self.model = model if model is not None else _load_model(model_dir, self.taxonomy)
-        # A threshold set in the environment wins; otherwise the one the model's training
-        # recommended (from out-of-scope rows), otherwise the settings default.
-        recommended = getattr(self.model, "threshold", None)
-        if "threshold" not in settings.model_fields_set and isinstance(recommended, float):
-            self.threshold = recommended
-        else:
-            self.threshold = settings.threshold
+        self.threshold = abstention_threshold(settings, self.model)
         self.languages = LanguageIdentifier()
         self.redactor = PiiRedactor(redact)
         model_id = self.model.model_id if self.model is not None else "rules"

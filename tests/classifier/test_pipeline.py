@@ -140,3 +140,19 @@ class TestQualityOnHeldOutMessages:
         assert category / len(rows) >= 0.85
         assert feeling / len(rows) >= 0.7
         assert anger / len(rows) >= 0.85
+
+
+class TestAbstentionThreshold:
+    class _Model:
+        def __init__(self, threshold: float | None) -> None:
+            self.threshold = threshold
+
+    def test_the_model_recommendation_applies_unless_set(self) -> None:
+        from omniroute.classifier.model import abstention_threshold
+        from omniroute.shared.settings import ClassifierSettings
+
+        settings = ClassifierSettings.model_construct()
+        assert abstention_threshold(settings, self._Model(0.5)) == 0.5
+        assert abstention_threshold(settings, self._Model(None)) == settings.threshold
+        explicit = ClassifierSettings(threshold=0.2)
+        assert abstention_threshold(explicit, self._Model(0.5)) == 0.2
