@@ -29,13 +29,16 @@ FORMAT = "omniroute-textmodel"
 FORMAT_VERSION = 1
 DEFAULT_EXAMPLES = "examples.jsonl"
 # Labels meaning "none of the categories": left out of training, never predicted. Rejection
-# comes from the confidence threshold, which is calibrated on in-scope rows.
+# comes from the confidence threshold, which training recommends from held-out in-scope rows
+# and, when there are any, these out-of-scope rows.
 OUT_OF_SCOPE_LABELS = frozenset({UNKNOWN, "oos", "out_of_scope"})
 
 _DEFAULT_SCALE = 5.0
 _CALIBRATION_ROWS = 6000
 # In-scope accuracy that the recommended abstention threshold may cost on held-out rows.
 _ABSTAIN_BUDGET = 0.02
+# The same without out-of-scope rows: abstaining then only loses accuracy on the categories.
+_CLOSED_SET_BUDGET = 0.003
 
 
 class Progress(Protocol):
@@ -152,7 +155,8 @@ def load_default_model(taxonomy: Taxonomy) -> TextModel | None:
                 labels.append(row["category"])
     if not texts:
         return None
-    return train_model(texts, labels, min_df=1, calibrate=True)
+    # The service's threshold setting (0.35) governs the default model: no recommendation.
+    return train_model(texts, labels, min_df=1, calibrate=True, recommend_threshold=False)
 
 
 def train_model(
@@ -165,6 +169,7 @@ def train_model(
     calibrate: bool = True,
     progress: Progress | None = None,
     seed: int = 13,
+    recommend_threshold: bool = True,
 ) -> TextModel:
     """Fit on in-scope rows; out-of-scope rows (`unknown`, `oos`) are counted, not learnt."""
     from scipy.sparse import csr_matrix
@@ -225,7 +230,7 @@ def train_model(
                 (o_data.astype(np.float64), o_indices, o_indptr),
                 shape=(len(outside), vectoriser.size),
             )
-        scale, threshold = _calibrate(x, y, fit, seed, x_out)
+        scale, threshold = _calibrate(x, y, fit, seed, x_out, recommend_threshold)
     if progress is not None:
         progress.update(len(texts))
         progress.set_description("fitting")
@@ -252,6 +257,7 @@ def _calibrate(
     fit: Callable[[npt.NDArray[np.intp] | None], tuple[Any, Any]],
     seed: int,
     x_out: Any = None,
+    recommend: bool = True,
 ) -> tuple[float, float | None]:
     """Softmax temperature that minimises held-out log loss, so confidence tracks accuracy;
     with out-of-scope rows, also the abstention threshold they recommend.
@@ -287,20 +293,24 @@ def _calibrate(
         loss = float(-log_probs[np.arange(target.size), target].mean())
         if loss < best_loss:
             best_scale, best_loss = float(scale), loss
-    if x_out is None or x_out.shape[0] == 0:
+    if not recommend:
         return best_scale, None
     held_probs = np.exp(_log_softmax(scores * best_scale))
     right = held_probs.argmax(axis=1) == target
     held_conf = held_probs.max(axis=1)
-    out_conf = np.exp(_log_softmax(np.asarray(x_out @ weights + bias) * best_scale)).max(axis=1)
-    # The highest threshold (most out-of-scope rows caught) that costs at most
-    # `_ABSTAIN_BUDGET` of held-out in-scope accuracy.
-    floor = float(right.mean()) - _ABSTAIN_BUDGET
+    has_out = x_out is not None and x_out.shape[0] > 0
+    # The highest threshold (most out-of-scope rows caught) that costs at most the budget of
+    # held-out in-scope accuracy; without out-of-scope rows to learn from, a small budget only
+    # (abstain where the model is nearly always wrong anyway).
+    floor = float(right.mean()) - (_ABSTAIN_BUDGET if has_out else _CLOSED_SET_BUDGET)
     best_threshold = 0.0
-    for threshold in np.round(np.arange(0.05, 0.951, 0.01), 2):
+    for threshold in np.round(np.arange(0.0, 0.951, 0.01), 2):
         if float((right & (held_conf >= threshold)).mean()) >= floor:
             best_threshold = float(threshold)
-    recall = float((out_conf < best_threshold).mean())
+    recall = None
+    if has_out:
+        out_conf = np.exp(_log_softmax(np.asarray(x_out @ weights + bias) * best_scale))
+        recall = float((out_conf.max(axis=1) < best_threshold).mean())
     log.info("classifier.model.threshold", threshold=best_threshold, held_out_oos_recall=recall)
     return best_scale, best_threshold
 

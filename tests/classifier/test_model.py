@@ -60,8 +60,16 @@ class TestTraining:
         model.save(tmp_path)
         assert load_model(tmp_path).threshold == model.threshold
 
-    def test_in_scope_rows_only_recommend_no_threshold(self) -> None:
-        assert train_model(*toy_rows(copies=8)).threshold is None
+    def test_in_scope_rows_only_recommend_a_cautious_threshold(self) -> None:
+        threshold = train_model(*toy_rows(copies=8)).threshold
+        assert threshold is not None
+        assert 0.0 <= threshold < 1.0
+        assert train_model(*toy_rows(copies=8), recommend_threshold=False).threshold is None
+
+    def test_the_default_model_leaves_the_threshold_to_settings(self) -> None:
+        model = load_default_model(Taxonomy.load(None))
+        assert model is not None
+        assert model.threshold is None
 
     def test_needs_two_categories(self) -> None:
         with pytest.raises(ValueError, match="two categories"):
