@@ -118,7 +118,7 @@ class RouterSettings(BaseSettings):
     # Outbound webhooks. Seconds to wait before each retry after a failed attempt (JSON list);
     # the default spans about 31.7 hours; when it is exhausted the delivery is dead-lettered.
     webhook_retry_schedule: list[float] = Field(
-        default_factory=lambda: list(WEBHOOK_RETRY_SCHEDULE)
+        default_factory=lambda: [float(delay) for delay in WEBHOOK_RETRY_SCHEDULE]
     )
     webhook_retry_jitter: float = Field(default=0.1, ge=0.0, le=1.0)  # +/- fraction of a delay
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
