@@ -23,6 +23,14 @@ class UnitOfWork:
     events: list[RoutingEvent] = field(default_factory=list)
     offered_agents: set[uuid.UUID] = field(default_factory=set)
     needs_dispatch: bool = False
+    pending_log: list[ConversationEvent] = field(default_factory=list)
+
+    async def flush_log(self) -> None:
+        """Write the recorded events now (before commit, or before reading the log back)."""
+        if self.pending_log:
+            self.session.add_all(self.pending_log)
+            self.pending_log = []
+            await self.session.flush()
 
     def record(
         self,
@@ -36,7 +44,8 @@ class UnitOfWork:
         event_id = uuid.uuid4()
         now = utcnow()
         payload = data or {}
-        self.session.add(
+        # Written together just before commit: one multi-row INSERT instead of one per event.
+        self.pending_log.append(
             ConversationEvent(
                 event_id=event_id,
                 conversation_id=conversation_id,
@@ -67,6 +76,7 @@ async def unit_of_work(
         uow = UnitOfWork(session)
         try:
             yield uow
+            await uow.flush_log()
             await session.commit()
         except BaseException:
             await session.rollback()

@@ -176,6 +176,7 @@ async def erase_customer(uow: UnitOfWork, customer_id: uuid.UUID, *, actor: str)
                 if key in ANONYMOUS_CLASSIFICATION_KEYS
             }
             contacts += 1
+        await uow.flush_log()  # the log read below must include what this erasure recorded
         for event in (
             await session.scalars(
                 select(ConversationEvent).where(

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from omniroute.router.models import (
     Agent,
@@ -189,10 +190,11 @@ async def dispatch(uow: UnitOfWork, *, offer_timeout: timedelta, now: datetime) 
         )
         if bumped.rowcount != 1:  # type: ignore[attr-defined]
             raise StaleAgent(str(chosen.id))
-        conversation.status = ConversationStatus.OFFERED.value
-        conversation.version += 1
-        chosen.idle_since = now
-        chosen.version += 1
+        # Mirror what the UPDATEs wrote without marking the rows dirty (no second UPDATE).
+        set_committed_value(conversation, "status", ConversationStatus.OFFERED.value)
+        set_committed_value(conversation, "version", conversation.version + 1)
+        set_committed_value(chosen, "idle_since", now)
+        set_committed_value(chosen, "version", chosen.version + 1)
 
         offer = Offer(
             conversation_id=conversation.id,
