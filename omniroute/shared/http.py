@@ -27,7 +27,6 @@ class BodyLimitMiddleware:
     ) -> None:
         self.app = app
         self.default_max_body_bytes = max_body_bytes
-        self.max_body_bytes = max_body_bytes
         # Longest prefix first, so "/v1/channels/email" wins over "/v1/channels".
         self.path_limits = sorted((path_limits or {}).items(), key=lambda item: -len(item[0]))
 
