@@ -39,6 +39,19 @@ QUEUE_DEPTH_REFRESH_SECONDS = 5.0
 BackgroundJob = Callable[["RouterRuntime"], Coroutine[Any, Any, None]]
 
 
+async def next_tick(kick: asyncio.Event, interval: float, coalesce: float = 0.0) -> None:
+    """Wait for a kick or the interval, whichever comes first, then clear the kick.
+
+    With `coalesce`, a kicked wait lingers that long so a burst of kicks makes one pass.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(interval):
+            await kick.wait()
+    if kick.is_set() and coalesce:
+        await asyncio.sleep(coalesce)
+    kick.clear()
+
+
 class OfferNotifier:
     """Wakes the long-polls of agents who were just offered work (in this process)."""
 
@@ -170,12 +183,7 @@ class RouterRuntime:
     async def _dispatch_loop(self) -> None:
         interval = self.settings.dispatch_interval_seconds
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
-                    await self._kick.wait()
-            if self._kick.is_set() and self.settings.dispatch_coalesce_seconds:
-                await asyncio.sleep(self.settings.dispatch_coalesce_seconds)
-            self._kick.clear()
+            await next_tick(self._kick, interval, self.settings.dispatch_coalesce_seconds)
             try:
                 await self.dispatch_once()
             except (StaleAgent, IntegrityError, OperationalError) as exc:

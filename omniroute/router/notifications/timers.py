@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from omniroute.router.notifications.service import Notifier
-from omniroute.router.runtime import RouterRuntime
+from omniroute.router.runtime import RouterRuntime, next_tick
 from omniroute.router.uow import UnitOfWork
 from omniroute.shared.events import RoutingEventType, utcnow
 
@@ -31,14 +30,10 @@ async def notification_timer(
     the events that owe them in this replica, and every interval for the rest (SLA clocks,
     other replicas' events)."""
     interval = runtime.settings.notification_interval_seconds
+    # A burst of events shares one pass; a notice a few ms later costs nothing.
+    coalesce = runtime.settings.dispatch_coalesce_seconds * 2.5
     while True:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(interval):
-                await wake.wait()
-        if wake.is_set():
-            # Let a burst of events share one pass; a notice a few ms later costs nothing.
-            await asyncio.sleep(runtime.settings.dispatch_coalesce_seconds * 2.5)
-        wake.clear()
+        await next_tick(wake, interval, coalesce)
         now = utcnow()
         # One short transaction per phase: row locks are held briefly, and one failing phase
         # does not hold back the others.

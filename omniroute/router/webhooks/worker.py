@@ -20,7 +20,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from omniroute.router.runtime import RouterRuntime
+from omniroute.router.runtime import RouterRuntime, next_tick
 from omniroute.router.webhooks import service
 from omniroute.router.webhooks.models import DeliveryStatus
 from omniroute.router.webhooks.signing import signature_headers
@@ -100,10 +100,7 @@ class WebhookWorker:
         so an answered request is always recorded (bounded by the request timeout)."""
         interval = self.settings.webhook_poll_interval_seconds
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
-                    await self._kick.wait()
-            self._kick.clear()
+            await next_tick(self._kick, interval)
             current = asyncio.ensure_future(self._guarded_pass())
             try:
                 await asyncio.shield(current)
