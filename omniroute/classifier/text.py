@@ -8,6 +8,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# Every ASCII character that cannot be part of a word becomes a space, so `str.split` (a C loop,
+# about twice as fast as `WORD_RE.findall`) yields the same words as the regex...
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789'")
+_SPACE_OUT = str.maketrans({chr(code): " " for code in range(128) if chr(code) not in _WORD_CHARS})
+# ...unless an apostrophe is not inside a word ("'quoted'", "90's'", "rock'n'roll", "o'k2"),
+# where the regex decides what belongs to the word.
+_ODD_APOSTROPHE = re.compile(r"'(?:(?<![a-z0-9]')|(?![a-z])|[a-z]+[0-9'])")
 
 
 def fold(text: str) -> str:
@@ -23,7 +30,11 @@ def fold(text: str) -> str:
 
 
 def words(folded: str) -> list[str]:
-    return WORD_RE.findall(folded)
+    """The words of a folded text (`fold` output is ASCII), as `WORD_RE.findall` finds them."""
+    spaced = folded.translate(_SPACE_OUT)
+    if "'" in spaced and _ODD_APOSTROPHE.search(spaced) is not None:
+        return WORD_RE.findall(folded)
+    return spaced.split()
 
 
 class Tokens:
