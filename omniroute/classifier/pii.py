@@ -36,7 +36,6 @@ MASKS = {
 # Patterns open with a character class and check what precedes it with a lookbehind placed
 # after that first character, so the regex engine can skip ahead to candidate characters
 # instead of trying every position of a long e-mail.
-_EMAIL_LOCAL = re.compile(r"[\w.+-]+$")
 _EMAIL_DOMAIN = re.compile(r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # Upper case in groups of four, as IBANs are printed; the checksum decides.
 _IBAN = re.compile(
@@ -63,7 +62,6 @@ _CODE_AFTER = re.compile(r"[^\d\n]{1,30}?(?<![\d/.,:-])(\d{3,4})(?![\d/.,:%-])")
 _DNI = re.compile(r"(\d(?<![A-Za-z0-9]\d)\d{7})[ -]?([A-Za-z])(?![A-Za-z0-9])")
 _NIE = re.compile(r"([XYZxyz])(?<![A-Za-z0-9][XYZxyz])[ -]?(\d{7})[ -]?([A-Za-z])(?![A-Za-z0-9])")
 _PHONE = re.compile(r"([+(\d](?<![\w+][+(\d])[\d ().-]{6,18}\d)(?!\w)")
-_DIGIT = re.compile(r"\d")
 _SEVEN_DIGITS = re.compile(r"\d{7}")
 _DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
 
@@ -97,6 +95,26 @@ def _phone_like(candidate: str) -> bool:
     return len(digits) in (10, 11) and bool(re.search(r"[ ().-]", candidate))
 
 
+# Every kind but e-mail needs digits, and cards, phones and codes are made of digits and a few
+# separators: one scan finds these runs, and each detector then reads only the runs that can
+# hold what it looks for, instead of scanning the whole text once per kind.
+_NUMBER_RUN = re.compile(r"\d[\d ().+/-]*")
+_RUN_CHARS = frozenset(" ().+/-")
+_DIGITS_AS_ZERO = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
+_UPPER_ASCII = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_CARD_CHARS = 13
+_PHONE_CHARS = 8
+# The last word of every _CVV_LABELLED label: a labelled code needs one within this many
+# characters before its run (a 20-character gap plus the longest tail, "verificaci").
+_CVV_LABEL_TAILS = ("cvv", "cvc", "csc", "cid", "seguridad", "code", "verificaci", "atr", "digit")
+_CVV_LABEL_TAILS += ("gitos",)
+_CVV_LABEL_TAIL = re.compile("(?i)" + "|".join(_CVV_LABEL_TAILS))
+_CVV_LABEL_REACH = 40
+_EMAIL_LOCAL_REVERSED = re.compile(r"[\w.+-]+")
+_EMAIL_LOCAL_REACH = 64
+Span = tuple[int, int]
+
+
 @dataclass(frozen=True, slots=True)
 class PiiResult:
     text: str
@@ -104,7 +122,11 @@ class PiiResult:
 
 
 class PiiRedactor:
-    """Finds personal data; masks the kinds in `redact` (cards and CVVs always)."""
+    """Finds personal data; masks the kinds in `redact` (cards and CVVs always).
+
+    The kinds are looked for one after another on the text as masked so far (IBANs before
+    cards, cards before phones...), each only where its pattern can match.
+    """
 
     def __init__(self, redact: Iterable[str] = ALL_KINDS) -> None:
         self.redact = frozenset(redact) | ALWAYS_REDACTED
@@ -121,25 +143,45 @@ class PiiRedactor:
 
         if "@" in text:
             text = _emails(text, found)
-        if _DIGIT.search(text) is None:
+        runs = _number_runs(text)
+        if not runs:
             return PiiResult(text, kinds)
         # IBANs before cards: an IBAN's digits can look like a Luhn-valid card by chance.
-        text = _IBAN.sub(
-            lambda m: found(IBAN, m.group(0)) if iban_valid(m.group(0)) else m.group(0), text
-        )
-        text = _CARD.sub(self._card(found), text)
-        lowered = text.lower()
-        if any(word in lowered for word in _CVV_WORDS):
-            text = _CVV_LABELLED.sub(
-                lambda m: f"{m.group(1)}{m.group(2)}{found(CVV, m.group(3))}", text
+        if any(start >= 2 and _iban_country_before(text, start) for start, _ in runs):
+            text = _IBAN.sub(
+                lambda m: found(IBAN, m.group(0)) if iban_valid(m.group(0)) else m.group(0), text
             )
-        text = _PHONE.sub(
-            lambda m: found(PHONE, m.group(0)) if _phone_like(m.group(1)) else m.group(0), text
-        )
-        text = _bare_cvvs(text, lowered, found)
+            runs = _number_runs(text)
+        card = self._card(found)
+        changed = _substitute(text, _CARD, card, [r for r in runs if r[1] - r[0] >= _CARD_CHARS])
+        if changed is not None:
+            text, runs = changed, _number_runs(changed)
+        if _may_hold_labelled_cvv(text, runs):
+            lowered = text.lower()
+            if any(word in lowered for word in _CVV_WORDS):
+                text = _CVV_LABELLED.sub(
+                    lambda m: f"{m.group(1)}{m.group(2)}{found(CVV, m.group(3))}", text
+                )
+                runs = _number_runs(text)
+
+        def phone(match: re.Match[str]) -> str:
+            return found(PHONE, match.group(0)) if _phone_like(match.group(1)) else match.group(0)
+
+        phone_runs = [
+            r for r in _with_leading_separators(text, runs) if r[1] - r[0] >= _PHONE_CHARS
+        ]
+        changed = _substitute(text, _PHONE, phone, phone_runs)
+        if changed is not None:
+            text, runs = changed, _number_runs(changed)
+        masked = _bare_cvvs(text, found)
+        if masked is not text:
+            text, runs = masked, _number_runs(masked)
         # Both need seven digits in a row: most messages have none, and "x", "y" and "z" (which
         # open a NIE) are common letters.
-        if _SEVEN_DIGITS.search(text) is not None:
+        if any(
+            end - start >= 7 and _SEVEN_DIGITS.search(text, start, end) is not None
+            for start, end in runs
+        ):
             text = _NIE.sub(
                 lambda m: found(NIE, m.group(0)) if nie_valid(*m.groups()) else m.group(0), text
             )
@@ -159,17 +201,97 @@ class PiiRedactor:
         return card
 
 
+def _number_runs(text: str) -> list[Span]:
+    """Spans that open with a digit and go on over digits and the separators numbers use."""
+    try:
+        encoded = text.encode("latin-1")
+    except UnicodeEncodeError:
+        # Other scripts have digits of their own, which `\\d` matches.
+        return [match.span() for match in _NUMBER_RUN.finditer(text)]
+    # In Latin-1 the only digits are 0-9: finding them in a copy where every digit is "0" and
+    # nothing else is lets `bytes.find` (memchr) skip the prose, which the regex engine would
+    # otherwise test one character at a time.
+    marked = encoded.translate(_DIGITS_AS_ZERO)
+    runs = []
+    start = marked.find(b"0")
+    while start != -1:
+        match = _NUMBER_RUN.match(text, start)
+        assert match is not None  # a digit opens a run
+        runs.append(match.span())
+        start = marked.find(b"0", match.end())
+    return runs
+
+
+def _iban_country_before(text: str, start: int) -> bool:
+    """An IBAN's check digits open a run right after two capital letters (its country)."""
+    return text[start - 1] in _UPPER_ASCII and text[start - 2] in _UPPER_ASCII
+
+
+def _with_leading_separators(text: str, runs: list[Span]) -> list[Span]:
+    """Runs widened back over the separators before them: a phone may open with "+" or "("."""
+    widened = []
+    for start, end in runs:
+        while start > 0 and text[start - 1] in _RUN_CHARS:
+            start -= 1
+        widened.append((start, end))
+    return widened
+
+
+def _substitute(
+    text: str,
+    pattern: re.Pattern[str],
+    replace: Callable[[re.Match[str]], str],
+    windows: list[Span],
+) -> str | None:
+    """`pattern.sub(replace, text)` where every match lies inside one of `windows`.
+
+    A window is a run of the characters the pattern matches, so no match crosses its end; the
+    scan stops one character past it so that a closing lookahead sees that character, and
+    lookbehinds see the text before it (`pos` does not hide it). None when nothing changed.
+    """
+    if not windows:
+        return None
+    size = len(text)
+    pieces: list[str] = []
+    last = 0
+    for start, end in windows:
+        for match in pattern.finditer(text, start, min(size, end + 1)):
+            replacement = replace(match)
+            if replacement != match.group(0):
+                pieces.append(text[last : match.start()])
+                pieces.append(replacement)
+                last = match.end()
+    if not pieces:
+        return None
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
+def _may_hold_labelled_cvv(text: str, runs: list[Span]) -> bool:
+    """A labelled code is a run of digits whose label ends at most 20 characters before it."""
+    for start, end in runs:
+        window = text[max(0, start - _CVV_LABEL_REACH) : end]
+        if window.isascii():
+            # ASCII letters match the (?i) pattern exactly when their lower case does.
+            lowered = window.lower()
+            if any(tail in lowered for tail in _CVV_LABEL_TAILS):
+                return True
+        elif _CVV_LABEL_TAIL.search(window) is not None:
+            return True
+    return False
+
+
 def _emails(text: str, found: Callable[[str, str], str]) -> str:
     """Mask addresses found around each "@", rather than scanning every word for one."""
     out: list[str] = []
     last = 0
     at = text.find("@")
     while at != -1:
-        local = _EMAIL_LOCAL.search(text, max(last, at - 64), at)
+        local_start = _email_local_start(text, max(last, at - _EMAIL_LOCAL_REACH), at)
         domain = _EMAIL_DOMAIN.match(text, at)
-        if local is not None and domain is not None:
-            out.append(text[last : local.start()])
-            out.append(found(EMAIL, text[local.start() : domain.end()]))
+        if local_start is not None and domain is not None:
+            out.append(text[last:local_start])
+            out.append(found(EMAIL, text[local_start : domain.end()]))
             last = domain.end()
             at = text.find("@", last)
         else:
@@ -178,14 +300,29 @@ def _emails(text: str, found: Callable[[str, str], str]) -> str:
     return "".join(out)
 
 
-def _bare_cvvs(text: str, lowered: str, found: Callable[[str, str], str]) -> str:
+def _email_local_start(text: str, lowest: int, at: int) -> int | None:
+    """Where the address before "@" starts: the longest run of address characters ending at the
+    "@" (or at a newline just before it), read backwards from the "@" rather than by trying
+    every position of the window with `[\\w.+-]+$` (whose "$" also matches before a newline)."""
+    end = at - 1 if at > lowest and text[at - 1] == "\n" else at
+    run = _EMAIL_LOCAL_REVERSED.match(text[lowest:end][::-1])
+    return None if run is None else end - run.end()
+
+
+def _bare_cvvs(text: str, found: Callable[[str, str], str]) -> str:
     anchors: list[int] = []
     at = text.find(CARD_MASK)
     while at != -1:
         anchors.append(at + len(CARD_MASK))
         at = text.find(CARD_MASK, at + 1)
-    if any(word in lowered for word in ("cad", "exp", "valid")):
-        anchors.extend(match.end() for match in _EXPIRY.finditer(text))
+    # An expiry date is written with a "/": most texts have none, so the word checks and the
+    # expiry scan are skipped.
+    if "/" in text:
+        lowered = text.lower()
+        if any(word in lowered for word in ("cad", "exp", "valid")):
+            anchors.extend(match.end() for match in _EXPIRY.finditer(text))
+    if not anchors:
+        return text
     spans = sorted(
         {m.span(1) for a in anchors if (m := _CODE_AFTER.match(text, a)) is not None},
         reverse=True,
