@@ -106,8 +106,8 @@ _CARD_CHARS = 13
 _PHONE_CHARS = 8
 # The last word of every _CVV_LABELLED label: a labelled code needs one within this many
 # characters before its run (a 20-character gap plus the longest tail, "verificaci").
-_CVV_LABEL_TAILS = ("cvv", "cvc", "csc", "cid", "seguridad", "code", "verificaci", "atr", "digit")
-_CVV_LABEL_TAILS += ("gitos",)
+_CVV_LABEL_TAILS: tuple[str, ...] = ("cvv", "cvc", "csc", "cid", "seguridad", "code")
+_CVV_LABEL_TAILS += ("verificaci", "atr", "digit", "gitos")
 _CVV_LABEL_TAIL = re.compile("(?i)" + "|".join(_CVV_LABEL_TAILS))
 _CVV_LABEL_REACH = 40
 _EMAIL_LOCAL_REVERSED = re.compile(r"[\w.+-]+")
