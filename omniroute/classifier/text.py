@@ -6,6 +6,9 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import ahocorasick
 
 WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # Every ASCII character that cannot be part of a word becomes a space, so `str.split` (a C loop,
@@ -40,12 +43,13 @@ def words(folded: str) -> list[str]:
 class Tokens:
     """A text's folded words, counted once and shared by every signal of one contact."""
 
-    __slots__ = ("words", "counts", "_positions")
+    __slots__ = ("words", "counts", "_positions", "_spaced")
 
     def __init__(self, tokens: Sequence[str]) -> None:
         self.words: Sequence[str] = tokens
         self.counts: Counter[str] = Counter(tokens)
         self._positions: dict[str, list[int]] | None = None
+        self._spaced: str | None = None
 
     @classmethod
     def of(cls, text: str) -> Tokens:
@@ -62,32 +66,42 @@ class Tokens:
             self._positions = positions
         return self._positions
 
+    def spaced(self) -> str:
+        """The words joined by single spaces, with one more at each end, so that " a b " is in
+        it wherever the words a, b follow each other."""
+        if self._spaced is None:
+            self._spaced = " " + " ".join(self.words) + " "
+        return self._spaced
+
 
 def as_tokens(tokens: Tokens | Sequence[str]) -> Tokens:
     return tokens if isinstance(tokens, Tokens) else Tokens(tokens)
 
 
-_Entry = tuple[tuple[str, ...], bool, str]
-# Per token: labels of one-word phrases, longer phrases by their second word, and longer
-# phrases whose second word is a prefix.
-_Info = tuple[tuple[str, ...], dict[str, tuple[_Entry, ...]], tuple[_Entry, ...]]
-_NOTHING: _Info = ((), {}, ())
-_CACHE_LIMIT = 50_000
+# What a key of the automaton stands for: its length, then for a phrase of several words its
+# rank among the phrases that open with the same word (lower wins), None for a single word, and
+# the labels it counts for.
+_Found = tuple[int, tuple[bool, int] | None, tuple[str, ...]]
 
 
 class PhraseMatcher:
-    """Counts phrase hits per label in one pass over a token list.
+    """Counts phrase hits per label in one pass over a text's words.
 
     A phrase is a sequence of folded words; a trailing "*" on its last word matches any ending
-    ("cobr*" matches "cobrado"). Looking tokens up in a dictionary is much faster than a regex
-    alternation over hundreds of phrases, which the regex engine tries at every character.
+    ("cobr*" matches "cobrado"). Where several phrases of more than one word start at the same
+    word, only the longest counts (a phrase whose last word is a prefix loses ties); where one
+    does, the one-word phrases for that word do not count there.
+
+    Every phrase is a key of an Aho-Corasick automaton (pyahocorasick) over the words joined by
+    spaces: " no ha llegado " for a whole phrase, " cobr" for a prefix. One C pass finds them
+    all, where a regex alternation would try every phrase at every character and a dictionary
+    walk would visit every occurrence of every common first word ("no", "de", "the") in Python.
     """
 
     def __init__(self, phrases: Mapping[str, Iterable[str]]) -> None:
-        self._single: dict[str, list[str]] = {}
-        self._single_prefix: dict[int, dict[str, list[str]]] = {}
-        self._multi: dict[str, list[_Entry]] = {}
         self.labels = tuple(phrases)
+        singles: dict[str, list[str]] = {}
+        by_first: dict[str, list[tuple[tuple[str, ...], bool, str]]] = {}
         for label, items in phrases.items():
             for phrase in items:
                 prefix = phrase.endswith("*")
@@ -95,98 +109,51 @@ class PhraseMatcher:
                 if not tokens:
                     raise ValueError(f"phrase {phrase!r} has no words")
                 if len(tokens) > 1:
-                    self._multi.setdefault(tokens[0], []).append((tokens[1:], prefix, label))
-                elif prefix:
-                    table = self._single_prefix.setdefault(len(tokens[0]), {})
-                    table.setdefault(tokens[0], []).append(label)
+                    by_first.setdefault(tokens[0], []).append((tokens, prefix, label))
                 else:
-                    self._single.setdefault(tokens[0], []).append(label)
-        for entries in self._multi.values():
-            entries.sort(key=lambda e: -len(e[0]))
-        self._vocabulary = frozenset(self._single) | frozenset(self._multi)
-        # Per-token answers are cached: customers' vocabulary is large but repetitive.
-        self._cache: dict[str, _Info] = {}
-
-    def _resolve(self, token: str) -> _Info:
-        labels = list(self._single.get(token, ()))
-        for length, table in self._single_prefix.items():
-            if len(token) >= length:
-                labels.extend(table.get(token[:length], ()))
-        multi = self._multi.get(token, [])
-        if not labels and not multi:
-            return _NOTHING
-        by_second: dict[str, list[_Entry]] = {}
-        loose: list[_Entry] = []
-        for entry in multi:
-            rest, prefix, _ = entry
-            if prefix and len(rest) == 1:
-                loose.append(entry)
-            else:
-                by_second.setdefault(rest[0], []).append(entry)
-        return (
-            tuple(dict.fromkeys(labels)),
-            {second: tuple(entries) for second, entries in by_second.items()},
-            tuple(loose),
-        )
+                    key = " " + tokens[0] + ("" if prefix else " ")
+                    singles.setdefault(key, []).append(label)
+        self._automaton: Any = None
+        if not singles and not by_first:
+            return
+        automaton = ahocorasick.Automaton()
+        for key, labels in singles.items():
+            found: _Found = (len(key), None, tuple(dict.fromkeys(labels)))
+            automaton.add_word(key, found)
+        for entries in by_first.values():
+            # Longest first, in the order given within a length.
+            entries.sort(key=lambda entry: -len(entry[0]))
+            for order, (tokens, prefix, label) in enumerate(entries):
+                key = " " + " ".join(tokens) + ("" if prefix else " ")
+                rank = (prefix and len(tokens) == 2, order)
+                if automaton.exists(key):
+                    continue  # the same phrase listed again: the first listing counts
+                automaton.add_word(key, (len(key), rank, (label,)))
+        automaton.make_automaton()
+        self._automaton = automaton
 
     def counts(self, tokens: Tokens | Sequence[str]) -> dict[str, int]:
-        view = as_tokens(tokens)
         found: dict[str, int] = {}
-        cache = self._cache
-        # Without prefix phrases only the words in the vocabulary matter: a C-level set join.
-        candidates = (
-            view.counts.keys() & self._vocabulary if not self._single_prefix else view.counts
-        )
-        positional = []
-        for token in candidates:
-            info = cache.get(token)
-            if info is None:
-                if len(cache) >= _CACHE_LIMIT:
-                    cache.clear()
-                info = cache[token] = self._resolve(token)
-            if info is _NOTHING:
+        if self._automaton is None:
+            return found
+        # Per word where something starts: the best phrase of several words, or the labels of
+        # the one-word phrases (a word can match a whole word and prefixes).
+        phrase_at: dict[int, tuple[tuple[bool, int], str]] = {}
+        single_at: dict[int, tuple[str, ...]] = {}
+        for end, (length, rank, labels) in self._automaton.iter(as_tokens(tokens).spaced()):
+            start = end - length
+            if rank is None:
+                held = single_at.get(start)
+                single_at[start] = labels if held is None else (*held, *labels)
+            else:
+                best = phrase_at.get(start)
+                if best is None or rank < best[0]:
+                    phrase_at[start] = (rank, labels[0])
+        for _, label in phrase_at.values():
+            found[label] = found.get(label, 0) + 1
+        for start, labels in single_at.items():
+            if start in phrase_at:
                 continue
-            if info[1] or info[2]:
-                positional.append((token, info))
-                continue
-            seen = view.counts[token]
-            for label in info[0]:
-                found[label] = found.get(label, 0) + seen
-        if positional:
-            self._count_phrases(view, positional, found)
+            for label in dict.fromkeys(labels) if len(labels) > 1 else labels:
+                found[label] = found.get(label, 0) + 1
         return found
-
-    @staticmethod
-    def _count_phrases(
-        view: Tokens, positional: list[tuple[str, _Info]], found: dict[str, int]
-    ) -> None:
-        tokens = view.words
-        size = len(tokens)
-        positions = view.positions()
-        for token, (singles, by_second, loose) in positional:
-            for index in positions[token]:
-                candidates = loose
-                if by_second and index + 1 < size:
-                    candidates = by_second.get(tokens[index + 1], ()) + loose
-                matched = False
-                for rest, prefix, label in candidates:
-                    if _follows(tokens, index + 1, size, rest, prefix):
-                        found[label] = found.get(label, 0) + 1
-                        matched = True
-                        break
-                if not matched:
-                    for label in singles:
-                        found[label] = found.get(label, 0) + 1
-
-
-def _follows(
-    tokens: Sequence[str], start: int, size: int, rest: tuple[str, ...], prefix: bool
-) -> bool:
-    if not rest:
-        return True
-    end = start + len(rest)
-    if end > size:
-        return False
-    if prefix:
-        return tuple(tokens[start : end - 1]) == rest[:-1] and tokens[end - 1].startswith(rest[-1])
-    return tuple(tokens[start:end]) == rest
