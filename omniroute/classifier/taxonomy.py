@@ -54,9 +54,7 @@ class Taxonomy:
     _rules: dict[str, PhraseMatcher] = field(repr=False)
     # Regular expressions over the folded words joined by single spaces, per language.
     # All of a language's patterns in one alternation (one scan), and each group's category.
-    _patterns: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = field(
-        default_factory=dict, repr=False
-    )
+    _patterns: dict[str, _Patterns] = field(default_factory=dict, repr=False)
 
     @property
     def ids(self) -> list[str]:
@@ -69,11 +67,9 @@ class Taxonomy:
         hits = rules.counts(view)
         patterns = self._patterns.get(language) or self._patterns.get("*")
         if patterns:
-            combined, owners = patterns
-            for match in combined.finditer(" ".join(view.words)):
-                if match.lastgroup is not None:
-                    category = owners[int(match.lastgroup[1:])]
-                    hits[category] = hits.get(category, 0) + 1
+            for group in patterns.groups(view):
+                category = patterns.owners[int(group[1:])]
+                hits[category] = hits.get(category, 0) + 1
         return hits
 
     @classmethod
@@ -122,7 +118,7 @@ class Taxonomy:
             version=int(data.get("version", 1)),
             categories=categories,
             _rules=rules,
-            _patterns={language: _combine(entries) for language, entries in patterns.items()},
+            _patterns={language: _Patterns(entries) for language, entries in patterns.items()},
         )
 
     @classmethod
@@ -142,15 +138,61 @@ def _union(by_language: Mapping[str, Mapping[str, list[str]]]) -> dict[str, list
     return merged
 
 
-def _combine(
-    entries: list[tuple[re.Pattern[str], str]],
-) -> tuple[re.Pattern[str], tuple[str, ...]]:
-    body = "|".join(
-        f"(?P<g{index}>{pattern.pattern})" for index, (pattern, _) in enumerate(entries)
+class _Patterns:
+    """One language's patterns as one alternation of named groups, and each group's category.
+
+    Patterns that open on a word boundary (the usual case) are looked for only where a word
+    starts: after the space or apostrophe before it, in the words joined by spaces with a space
+    at each end. That leading character lets the regex engine skip to the few places a match
+    can start instead of trying the alternation at every character (about 40% faster). The
+    alternation sits in a lookahead, so that a match ending where the next word starts does not
+    hide that word; matches starting inside the previous one are skipped, as `finditer` does.
+    """
+
+    def __init__(self, entries: list[tuple[re.Pattern[str], str]]) -> None:
+        body = "|".join(
+            f"(?P<g{index}>{pattern.pattern})" for index, (pattern, _) in enumerate(entries)
+        )
+        self.owners = tuple(category for _, category in entries)
+        if all(pattern.pattern.startswith(r"\b") for pattern, _ in entries):
+            # Every pattern opens at a word boundary: a cheap guard that the next character
+            # starts a word spares trying each alternative at the other positions.
+            self._anywhere = re.compile(rf"(?<!\w)(?=\w)(?:{body})")
+        else:
+            self._anywhere = re.compile(body)
+        self._at_word_starts: re.Pattern[str] | None = None
+        if all(_bounded(pattern) for pattern, _ in entries):
+            self._at_word_starts = re.compile(f"[ '](?=(?:{body}))")
+
+    def groups(self, tokens: Tokens) -> list[str]:
+        """The group of each match, in order, as `finditer` over the joined words finds them."""
+        if self._at_word_starts is None:
+            matches = self._anywhere.finditer(" ".join(tokens.words))
+            return [match.lastgroup for match in matches if match.lastgroup is not None]
+        found = []
+        taken_until = -1
+        for match in self._at_word_starts.finditer(tokens.spaced()):
+            group = match.lastgroup
+            if group is None:
+                continue
+            start, end = match.span(group)
+            if start >= taken_until:
+                found.append(group)
+                taken_until = end
+        return found
+
+
+# Patterns that start at a word boundary and cannot tell the joined words from the same with a
+# space at each end (no anchors, lookarounds or dots).
+_UNSAFE = re.compile(r"\^|\$|\\[AZzG]|\(\?[=!<]|(?:^|[^\\])(?:\\\\)*\.")
+
+
+def _bounded(pattern: re.Pattern[str]) -> bool:
+    # A pattern matching nothing at a word start would, read from one, hide a longer match
+    # that `finditer` finds there after the empty one.
+    empty = pattern.match("a")
+    return (
+        pattern.pattern.startswith(r"\b")
+        and _UNSAFE.search(pattern.pattern) is None
+        and (empty is None or empty.end() > 0)
     )
-    if all(pattern.pattern.startswith(r"\b") for pattern, _ in entries):
-        # Every pattern opens at a word boundary: a cheap guard that the next character starts
-        # a word lets the engine skip the other positions without trying each alternative
-        # (2-3x faster on a long message, same matches).
-        body = rf"(?<!\w)(?=\w)(?:{body})"
-    return re.compile(body), tuple(category for _, category in entries)
