@@ -1,6 +1,7 @@
 """The message bus: one interface, an in-process and a Kafka implementation."""
 
 from omniroute.shared.transport.base import (
+    BatchHandler,
     Bus,
     BusUnavailable,
     Handler,
@@ -9,4 +10,12 @@ from omniroute.shared.transport.base import (
     encode_event,
 )
 
-__all__ = ["Bus", "BusUnavailable", "Handler", "Message", "decode_event", "encode_event"]
+__all__ = [
+    "BatchHandler",
+    "Bus",
+    "BusUnavailable",
+    "Handler",
+    "Message",
+    "decode_event",
+    "encode_event",
+]

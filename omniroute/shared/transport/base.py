@@ -33,6 +33,9 @@ class Message:
 
 
 Handler = Callable[[Message], Awaitable[None]]
+# Handles several messages at once (one transaction for all, say). It must be all or nothing:
+# if it raises, the bus hands the same messages over again one at a time.
+BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
 
 
 class Bus(Protocol):
@@ -50,6 +53,15 @@ class Bus(Protocol):
 
     def subscribe(self, topic: str, group: str, handler: Handler) -> None:
         """Register a handler before start(); one consumer group per (topic, group)."""
+
+    def subscribe_batch(
+        self, topic: str, group: str, handler: BatchHandler, max_batch: int = 100
+    ) -> None:
+        """Like subscribe, but hand over what has arrived together, up to max_batch at once.
+
+        A batch forms only from messages already waiting, so a busy consumer amortises its
+        per-call costs (a commit, a dispatch pass) while an idle one answers each at once.
+        """
 
     async def ping(self) -> bool:
         """Whether the bus is reachable now (readiness)."""

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import structlog
 
-from omniroute.shared.transport.base import BusUnavailable, Handler, Message
+from omniroute.shared.transport.base import BatchHandler, BusUnavailable, Handler, Message
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +35,16 @@ class InProcessBus:
 
     def subscribe(self, topic: str, group: str, handler: Handler) -> None:
         self._handlers[topic].append((group, handler))
+
+    def subscribe_batch(
+        self, topic: str, group: str, handler: BatchHandler, max_batch: int = 100
+    ) -> None:
+        # Every publish runs to completion before it returns, so nothing ever waits to be
+        # batched: each message is handed over alone.
+        async def one(message: Message) -> None:
+            await handler([message])
+
+        self.subscribe(topic, group, one)
 
     async def publish(self, topic: str, key: str, value: bytes) -> None:
         offset = self._offsets[topic]

@@ -31,7 +31,7 @@ from aiokafka.protocol.group import LeaveGroupRequest
 from omniroute.shared import metrics
 from omniroute.shared.settings import BusSettings
 from omniroute.shared.topics import ALL_TOPICS, dead_letter_topic
-from omniroute.shared.transport.base import BusUnavailable, Handler, Message
+from omniroute.shared.transport.base import BatchHandler, BusUnavailable, Handler, Message
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +79,9 @@ class _Subscription:
     topic: str
     group: str
     handler: Handler
+    # Set for subscribe_batch: `handler` then hands it one message at a time (the fallback).
+    batch_handler: BatchHandler | None = None
+    max_batch: int = 1
 
 
 @dataclass(slots=True)
@@ -191,6 +194,25 @@ class KafkaBus:
         if self._started:
             raise RuntimeError("subscribe() must be called before start()")
         self._subscriptions.append(_Subscription(topic=topic, group=group, handler=handler))
+
+    def subscribe_batch(
+        self, topic: str, group: str, handler: BatchHandler, max_batch: int = 100
+    ) -> None:
+        if self._started:
+            raise RuntimeError("subscribe_batch() must be called before start()")
+
+        async def one(message: Message) -> None:
+            await handler([message])
+
+        self._subscriptions.append(
+            _Subscription(
+                topic=topic,
+                group=group,
+                handler=one,
+                batch_handler=handler,
+                max_batch=max(1, max_batch),
+            )
+        )
 
     # Publishing
 
@@ -487,16 +509,40 @@ class _Consumer:
         tp: TopicPartition,
         records: list[ConsumerRecord[bytes, bytes]],
     ) -> None:
-        for record in records:
+        size = self._sub.max_batch
+        for start in range(0, len(records), size):
+            chunk = records[start : start + size]
             # Stopping or losing the partition: leave the rest uncommitted for whoever
             # consumes it next (this member after restart, or the partition's new owner).
             if self._stopping.is_set or tp in self._revoking:
                 return
-            if not await self._handle(record):
-                return
-            self._done[tp] = record.offset + 1
+            if len(chunk) > 1 and await self._handle_batch(chunk):
+                self._done[tp] = chunk[-1].offset + 1
+                continue
+            for record in chunk:
+                if self._stopping.is_set or tp in self._revoking:
+                    return
+                if not await self._handle(record):
+                    return
+                self._done[tp] = record.offset + 1
         if tp in consumer.assignment() and tp not in self._revoking:
             consumer.resume(tp)
+
+    async def _handle_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        """One try at the whole batch; False sends it through the one-at-a-time path, where
+        a poison message is retried and dead-lettered alone instead of failing its batch."""
+        assert self._sub.batch_handler is not None
+        try:
+            await self._sub.batch_handler([_to_message(record) for record in records])
+        except Exception as exc:
+            self._log.warning(
+                "bus.kafka.batch_failed",
+                partition=records[0].partition,
+                offsets=f"{records[0].offset}-{records[-1].offset}",
+                error=type(exc).__name__,
+            )
+            return False
+        return True
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> bool:
         """Run the handler with retries, dead-letter on exhaustion; False if abandoned."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from omniroute.shared.settings import BusSettings
@@ -39,6 +41,18 @@ class TestDelivery:
                 ("contacts.inbound", "conv-1", b"hello")
             ]
         await bus.stop()
+
+    async def test_a_batch_handler_gets_each_message_before_publish_returns(self):
+        bus = InProcessBus()
+        batches: list[list[bytes]] = []
+
+        async def handle(messages: Sequence[Message]) -> None:
+            batches.append([m.value for m in messages])
+
+        bus.subscribe_batch("contacts.classified", "router", handle)
+        await bus.publish_many("contacts.classified", [("a", b"1"), ("b", b"2")])
+
+        assert batches == [[b"1"], [b"2"]]
 
     async def test_publish_many_keeps_order_and_numbers_offsets(self):
         bus = InProcessBus()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -487,3 +487,70 @@ class TestLifecycle:
 
     async def test_stop_without_start_is_harmless(self, tansu, kafka_names):
         await make_bus(tansu, kafka_names.topic()).stop()
+
+
+class BatchRecorder:
+    """A batch handler: all or nothing, like a handler writing one transaction per batch."""
+
+    def __init__(self, fail_on: Callable[[Message], bool] = lambda m: False) -> None:
+        self.batches: list[list[bytes]] = []
+        self.attempts: dict[bytes, int] = defaultdict(int)
+        self._fail_on = fail_on
+
+    async def __call__(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            self.attempts[message.value] += 1
+        if any(self._fail_on(message) for message in messages):
+            raise ValueError("cannot handle the batch")
+        self.batches.append([message.value for message in messages])
+
+    @property
+    def values(self) -> list[bytes]:
+        return [value for batch in self.batches for value in batch]
+
+
+class TestBatches:
+    async def test_waiting_messages_arrive_together_in_order(self, tansu, kafka_names):
+        topic, group = kafka_names.topic(), kafka_names.group()
+        recorder = BatchRecorder()
+        # One partition, so all of them wait behind one worker and order is total.
+        bus = make_bus(tansu, topic, settings={"bus_partitions": 1})
+        bus.subscribe_batch(topic, group, recorder, max_batch=10)
+        values = [f"m{index:02d}".encode() for index in range(25)]
+        async with running(bus):
+            # Published before the consumer has its partition: they are all waiting for it.
+            await bus.publish_many(topic, [("k", value) for value in values])
+            await eventually(lambda: len(recorder.values) == len(values), "every message")
+
+        assert recorder.values == values
+        assert max(len(batch) for batch in recorder.batches) == 10
+        assert len(recorder.batches) < len(values)
+
+    async def test_a_failing_batch_is_retried_one_by_one_and_only_the_poison_dead_lettered(
+        self, tansu, kafka_names
+    ):
+        topic, group = kafka_names.topic(), kafka_names.group()
+        dlq = dead_letter_topic(topic, group)
+        recorder = BatchRecorder(fail_on=lambda m: m.value == b"poison")
+        dead = Recorder()
+        bus = make_bus(tansu, topic, settings={"bus_partitions": 1})
+        bus.subscribe_batch(topic, group, recorder, max_batch=50)
+        bus.subscribe(dlq, kafka_names.group("dlq-reader"), dead)
+        sent = [b"a", b"b", b"poison", b"c", b"d"]
+        async with running(bus):
+            await bus.publish_many(topic, [("k", value) for value in sent])
+            await eventually(lambda: b"d" in recorder.values, "the messages after the poison")
+            await eventually(lambda: len(dead.messages) == 1, "the dead letter")
+
+        assert recorder.values == [b"a", b"b", b"c", b"d"]
+        assert dead.messages[0].value == b"poison"
+        assert dead.messages[0].headers["dlq.attempts"] == "3"
+        # Once as part of the batch, then three times alone.
+        assert recorder.attempts[b"poison"] == 4
+
+    async def test_subscribe_batch_after_start_is_refused(self, tansu, kafka_names):
+        topic = kafka_names.topic()
+        bus = make_bus(tansu, topic)
+        async with running(bus):
+            with pytest.raises(RuntimeError):
+                bus.subscribe_batch(topic, kafka_names.group(), BatchRecorder())
