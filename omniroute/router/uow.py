@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from omniroute.router.models import ConversationEvent
@@ -23,14 +24,17 @@ class UnitOfWork:
     events: list[RoutingEvent] = field(default_factory=list)
     offered_agents: set[uuid.UUID] = field(default_factory=set)
     needs_dispatch: bool = False
-    pending_log: list[ConversationEvent] = field(default_factory=list)
+    pending_log: list[dict[str, Any]] = field(default_factory=list)
 
     async def flush_log(self) -> None:
-        """Write the recorded events now (before commit, or before reading the log back)."""
+        """Write the recorded events now (before commit, or before reading the log back).
+
+        A Core INSERT with a list of rows is one executemany: through the ORM each row would be
+        a statement of its own, as the autoincrement key is read back row by row.
+        """
         if self.pending_log:
-            self.session.add_all(self.pending_log)
-            self.pending_log = []
-            await self.session.flush()
+            rows, self.pending_log = self.pending_log, []
+            await self.session.execute(insert(ConversationEvent), rows)
 
     def record(
         self,
@@ -46,14 +50,14 @@ class UnitOfWork:
         payload = data or {}
         # Written together just before commit: one multi-row INSERT instead of one per event.
         self.pending_log.append(
-            ConversationEvent(
-                event_id=event_id,
-                conversation_id=conversation_id,
-                type=type_.value,
-                occurred_at=now,
-                actor=actor,
-                data=payload,
-            )
+            {
+                "event_id": event_id,
+                "conversation_id": conversation_id,
+                "type": type_.value,
+                "occurred_at": now,
+                "actor": actor,
+                "data": payload,
+            }
         )
         self.events.append(
             RoutingEvent(

@@ -87,7 +87,7 @@ async def _router_runtime(settings: Settings, database: _Database, bus: Bus) -> 
     runtime = RouterRuntime(database.sessions, bus, settings.router, rules)
     install_notifications(runtime)
     runtime.add_background("webhooks", run_webhooks)
-    bus.subscribe(topics.CONTACTS_CLASSIFIED, ROUTER_GROUP, make_route_handler(runtime))
+    bus.subscribe_batch(topics.CONTACTS_CLASSIFIED, ROUTER_GROUP, make_route_handler(runtime))
     return runtime
 
 

@@ -82,8 +82,22 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     )
 
 
+# Key of a per-process, per-database memo in `session.info`, for facts that never change once
+# written (a queue's name and id). async_sessionmaker copies `info` into each session shallowly,
+# so every session of one factory shares the one dict seeded here.
+PROCESS_MEMO = "omniroute.process_memo"
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, info={PROCESS_MEMO: {}}
+    )
+
+
+def process_memo(session: AsyncSession) -> dict[Any, Any]:
+    """The memo shared by the sessions of this session's factory (its own, if not seeded)."""
+    memo: dict[Any, Any] = session.info.setdefault(PROCESS_MEMO, {})
+    return memo
 
 
 # SQLite has one writer. Concurrent write transactions in one process would otherwise wait in

@@ -23,6 +23,7 @@ from omniroute.router.models import (
 from omniroute.router.offers import service as offers
 from omniroute.router.queues.service import get_queue_by_name
 from omniroute.router.routing import engine
+from omniroute.router.routing.rules import RoutingRules
 from omniroute.router.runtime import RouterRuntime
 from omniroute.shared.auth import Principal, Role
 from omniroute.shared.errors import Conflict, NotFound
@@ -276,3 +277,76 @@ class TestConversations:
         types = [m.value for m in runtime.published]  # type: ignore[attr-defined]
         assert any(b'"contact.received"' in value for value in types)
         assert any(b'"conversation.queued"' in value for value in types)
+
+
+class TestBatches:
+    """What the Kafka consumer hands over together is stored in one transaction."""
+
+    async def route_batch(
+        self, runtime: RouterRuntime, batch: list[ClassifiedContact]
+    ) -> list[conversations.IngestOutcome]:
+        async with runtime.uow() as uow:
+            return await conversations.ingest_batch(
+                uow, batch, runtime.rules, runtime.reopen_window
+            )
+
+    async def test_messages_of_one_conversation_in_one_batch_make_one_conversation(
+        self, runtime: RouterRuntime
+    ) -> None:
+        first = classified(conversation_key="thread-1", score=40)
+        second = classified(conversation_key="thread-1", score=70)
+        other = classified(conversation_key="thread-2")
+        outcomes = await self.route_batch(runtime, [first, second, other])
+
+        assert [o.duplicate for o in outcomes] == [False, False, False]
+        assert [o.queued for o in outcomes] == [True, False, True]
+        row = await conversation(runtime, first.contact.conversation_id)
+        assert (row.message_count, row.priority_score) == (2, 70)
+        async with runtime.sessions() as session:
+            convs = await session.scalar(select(func.count()).select_from(Conversation))
+            contacts = await session.scalar(select(func.count()).select_from(Contact))
+            events = [e.type for e in await conversations.events_of(session, row.id)]
+        assert (convs, contacts) == (2, 3)
+        assert events.count("conversation.queued") == 1
+        assert "conversation.message_joined" in events
+
+    async def test_a_contact_twice_in_a_batch_or_again_later_is_stored_once(
+        self, runtime: RouterRuntime
+    ) -> None:
+        contact = classified()
+        outcomes = await self.route_batch(runtime, [contact, contact])
+        again = await self.route_batch(runtime, [contact, classified()])
+
+        assert [o.duplicate for o in outcomes] == [False, True]
+        assert [o.duplicate for o in again] == [True, False]
+        assert outcomes[1].conversation_id == outcomes[0].conversation_id
+        async with runtime.sessions() as session:
+            contacts = await session.scalar(select(func.count()).select_from(Contact))
+        assert contacts == 2
+
+    async def test_a_batch_is_offered_in_priority_order(self, runtime: RouterRuntime) -> None:
+        async with runtime.uow() as uow:
+            agent = await create_agent(uow, capacity={"default": 1})
+        low, high = classified(score=20), classified(score=90)
+        await self.route_batch(runtime, [low, high])
+        assert await runtime.dispatch_once() == 1
+        [offer] = await pending(runtime, agent)
+        assert offer.conversation_id == high.contact.conversation_id
+
+    async def test_a_failing_batch_stores_none_of_it(
+        self, runtime: RouterRuntime, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        good, bad = classified(), classified()
+        choose = RoutingRules.queue_for
+
+        def queue_for(rules: RoutingRules, contact: ClassifiedContact) -> tuple[str, str]:
+            if contact.contact.contact_id == bad.contact.contact_id:
+                return "no-such-queue", "test"
+            return choose(rules, contact)
+
+        monkeypatch.setattr(RoutingRules, "queue_for", queue_for)
+        with pytest.raises(NotFound):
+            await self.route_batch(runtime, [good, bad])
+        async with runtime.sessions() as session:
+            contacts = await session.scalar(select(func.count()).select_from(Contact))
+        assert contacts == 0

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
@@ -23,8 +24,7 @@ from omniroute.router.models import (
     OfferStatus,
     Queue,
 )
-from omniroute.router.queues.service import get_queue_by_name
-from omniroute.router.routing.engine import queue_label
+from omniroute.router.queues.service import QueueRef, queue_label, queue_ref
 from omniroute.router.routing.rules import RoutingRules
 from omniroute.router.uow import UnitOfWork
 from omniroute.shared import metrics
@@ -55,7 +55,7 @@ def _hold_reason(classified: ClassifiedContact) -> str | None:
 
 
 def _apply_classification(
-    conversation: Conversation, classified: ClassifiedContact, queue: Queue
+    conversation: Conversation, classified: ClassifiedContact, queue: QueueRef
 ) -> None:
     conversation.queue_id = queue.id
     conversation.language = classified.language.code
@@ -68,6 +68,62 @@ def _apply_classification(
     conversation.resolution_due = classified.sla.resolution_due
 
 
+@dataclass
+class _Known:
+    """What a batch looked up at once, kept current as its contacts are stored."""
+
+    contacts: dict[uuid.UUID, uuid.UUID]  # contact id -> its conversation id
+    conversations: dict[uuid.UUID, Conversation]  # by id, and by alias id
+    references: set[str]  # references already taken
+    # Written at the end, conversations first: without relationship() the ORM would not know
+    # to insert a conversation before its contacts.
+    new_conversations: list[Conversation] = field(default_factory=list)
+    new_contacts: list[Contact] = field(default_factory=list)
+
+
+async def _look_up(session: AsyncSession, batch: Sequence[ClassifiedContact]) -> _Known:
+    """A few IN queries for the whole batch instead of several lookups per contact."""
+    contact_ids = [c.contact.contact_id for c in batch]
+    thread_ids = list(dict.fromkeys(c.contact.conversation_id for c in batch))
+    stored = await session.execute(
+        select(Contact.id, Contact.conversation_id).where(Contact.id.in_(contact_ids))
+    )
+    conversations = {
+        conversation.id: conversation
+        for conversation in await session.scalars(
+            select(Conversation).where(Conversation.id.in_(thread_ids))
+        )
+    }
+    aliases = dict(
+        (
+            await session.execute(
+                select(ConversationAlias.alias_id, ConversationAlias.conversation_id).where(
+                    ConversationAlias.alias_id.in_(
+                        [t for t in thread_ids if t not in conversations]
+                    )
+                )
+            )
+        ).all()
+    )
+    if aliases:
+        for conversation in await session.scalars(
+            select(Conversation).where(Conversation.id.in_(set(aliases.values())))
+        ):
+            conversations[conversation.id] = conversation
+        for alias_id, conversation_id in aliases.items():
+            if conversation_id in conversations:
+                conversations[alias_id] = conversations[conversation_id]
+    wanted = [reference_for(t) for t in thread_ids if t not in conversations]
+    taken = await session.scalars(
+        select(Conversation.reference).where(Conversation.reference.in_(wanted))
+    )
+    return _Known(
+        contacts={contact_id: conversation_id for contact_id, conversation_id in stored},
+        conversations=conversations,
+        references={reference for reference in taken if reference is not None},
+    )
+
+
 async def ingest_classified(
     uow: UnitOfWork,
     classified: ClassifiedContact,
@@ -75,18 +131,49 @@ async def ingest_classified(
     reopen_window: timedelta,
 ) -> IngestOutcome:
     """Store a classified contact exactly once and put its conversation where it belongs."""
+    (outcome,) = await ingest_batch(uow, [classified], rules, reopen_window)
+    return outcome
+
+
+async def ingest_batch(
+    uow: UnitOfWork,
+    batch: Sequence[ClassifiedContact],
+    rules: RoutingRules,
+    reopen_window: timedelta,
+) -> list[IngestOutcome]:
+    """Store classified contacts exactly once each, in order, in the unit of work's transaction.
+
+    Contacts of one conversation may arrive in one batch: each sees what the previous stored.
+    Rows are written by one flush at the end, so the inserts of a batch go out together.
+    """
+    known = await _look_up(uow.session, batch)
+    outcomes = [await _ingest(uow, known, classified, rules, reopen_window) for classified in batch]
+    uow.session.add_all(known.new_conversations)
+    await uow.session.flush()
+    uow.session.add_all(known.new_contacts)
+    await uow.session.flush()
+    return outcomes
+
+
+async def _ingest(
+    uow: UnitOfWork,
+    known: _Known,
+    classified: ClassifiedContact,
+    rules: RoutingRules,
+    reopen_window: timedelta,
+) -> IngestOutcome:
     session = uow.session
     inbound = classified.contact
-    stored = await session.get(Contact, inbound.contact_id)
+    stored = known.contacts.get(inbound.contact_id)
     if stored is not None:
-        return IngestOutcome(inbound.contact_id, stored.conversation_id, True, False)
+        return IngestOutcome(inbound.contact_id, stored, True, False)
 
     now = utcnow()
     queue_name, rule = rules.queue_for(classified)
-    queue = await get_queue_by_name(session, queue_name)
+    queue = await queue_ref(session, queue_name)
     customer = await resolve_customer(uow, inbound.customer, inbound.channel.value)
     hold = _hold_reason(classified)
-    conversation = await find_conversation(session, inbound.conversation_id)
+    conversation = known.conversations.get(inbound.conversation_id)
     if conversation is None:
         # Threading headers lost (a new e-mail quoting "[#ABCD-1234]"): join by reference.
         conversation = await _by_reference(session, inbound.metadata.get("reference"), inbound)
@@ -96,11 +183,21 @@ async def ingest_classified(
             session.add(
                 ConversationAlias(alias_id=inbound.conversation_id, conversation_id=conversation.id)
             )
+            known.conversations[inbound.conversation_id] = conversation
     queued = False
     conversation_id = conversation.id if conversation is not None else inbound.conversation_id
     contact_data = {"contact_id": str(inbound.contact_id), "channel": inbound.channel.value}
 
     if conversation is None:
+        reference: str | None = reference_for(conversation_id)
+        if reference in known.references:
+            # Another id shares its 40 bits: no reference rather than an ambiguous one.
+            log.warning(
+                "router.conversation.reference_collision", conversation_id=str(conversation_id)
+            )
+            reference = None
+        elif reference is not None:
+            known.references.add(reference)
         conversation = Conversation(
             id=conversation_id,
             channel=inbound.channel.value,
@@ -112,15 +209,15 @@ async def ingest_classified(
             visibility=inbound.visibility.value,
             first_received_at=inbound.received_at,
             enqueued_at=None if hold else now,
-            message_count=0,
+            message_count=1,
             version=0,
-            reference=await _free_reference(session, conversation_id),
+            reference=reference,
             # No acknowledgement for held messages: auto-replies must not start mail loops.
             acknowledge_pending=hold is None,
         )
         _apply_classification(conversation, classified, queue)
-        session.add(conversation)
-        await session.flush()
+        known.new_conversations.append(conversation)
+        known.conversations[conversation_id] = conversation
         uow.record(conversation_id, RoutingEventType.CONTACT_RECEIVED, contact_data)
         queued = hold is None
     else:
@@ -161,8 +258,9 @@ async def ingest_classified(
             )
             queued = True
         conversation.version += 1
+        conversation.message_count += 1
 
-    session.add(
+    known.new_contacts.append(
         Contact(
             id=inbound.contact_id,
             conversation_id=conversation_id,
@@ -179,7 +277,7 @@ async def ingest_classified(
             classification=classified.model_dump(mode="json", exclude={"contact"}),
         )
     )
-    conversation.message_count += 1
+    known.contacts[inbound.contact_id] = conversation_id
     uow.record(
         conversation_id,
         RoutingEventType.CONTACT_CLASSIFIED,
@@ -199,7 +297,6 @@ async def ingest_classified(
             {"queue": queue.name, "rule": rule, "priority_score": conversation.priority_score},
         )
         uow.needs_dispatch = True
-    await session.flush()
     return IngestOutcome(inbound.contact_id, conversation_id, False, queued)
 
 
@@ -215,18 +312,6 @@ async def _by_reference(
         return None
     log.info("router.contact.threaded_by_reference", conversation_id=str(found.id))
     return found
-
-
-async def _free_reference(session: AsyncSession, conversation_id: uuid.UUID) -> str | None:
-    """The conversation's reference, unless another id shares its 40 bits (then none)."""
-    reference = reference_for(conversation_id)
-    taken = await session.scalar(
-        select(Conversation.id).where(Conversation.reference == reference).limit(1)
-    )
-    if taken is not None:
-        log.warning("router.conversation.reference_collision", conversation_id=str(conversation_id))
-        return None
-    return reference
 
 
 def visible_to(

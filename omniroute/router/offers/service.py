@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from omniroute.router.models import (
     Assignment,
@@ -13,7 +14,8 @@ from omniroute.router.models import (
     Offer,
     OfferStatus,
 )
-from omniroute.router.routing.engine import queue_label, return_to_queue
+from omniroute.router.queues.service import queue_label
+from omniroute.router.routing.engine import return_to_queue
 from omniroute.router.uow import UnitOfWork
 from omniroute.shared import metrics
 from omniroute.shared.auth import Principal
@@ -79,8 +81,9 @@ async def accept(uow: UnitOfWork, principal: Principal, offer_id: uuid.UUID) -> 
     )
     if assigned.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict("the conversation is no longer waiting for this offer")
-    offer.status = OfferStatus.ACCEPTED.value
-    offer.responded_at = now
+    # Mirror what the UPDATE wrote without marking the row dirty (no second UPDATE).
+    set_committed_value(offer, "status", OfferStatus.ACCEPTED.value)
+    set_committed_value(offer, "responded_at", now)
     session.add(
         Assignment(
             conversation_id=offer.conversation_id,

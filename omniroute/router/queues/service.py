@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from omniroute.router.models import Agent, AgentStatus, Conversation, ConversationStatus, Queue
 from omniroute.router.notifications.models import Notification
 from omniroute.router.routing.rules import QueueSpec
+from omniroute.shared.db import process_memo
 from omniroute.shared.errors import Conflict, NotFound
 from omniroute.shared.events import utcnow
 
@@ -59,6 +60,38 @@ async def get_queue_by_name(session: AsyncSession, name: str) -> Queue:
     if queue is None:
         raise NotFound(f"no queue named {name!r}")
     return queue
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRef:
+    """A queue's identity. Queues are never renamed or deleted, so it can be remembered."""
+
+    id: uuid.UUID
+    name: str
+
+
+def _remember(session: AsyncSession, queue: Queue) -> QueueRef:
+    ref = QueueRef(queue.id, queue.name)
+    memo = process_memo(session)
+    memo[("queue", queue.name)] = memo[("queue", queue.id)] = ref
+    return ref
+
+
+async def queue_ref(session: AsyncSession, name: str) -> QueueRef:
+    """The queue named so, read once per process (routing needs it for every contact)."""
+    ref = process_memo(session).get(("queue", name))
+    return ref if ref is not None else _remember(session, await get_queue_by_name(session, name))
+
+
+async def queue_label(session: AsyncSession, queue_id: uuid.UUID | None) -> str:
+    """The queue's name for metrics labels and events."""
+    if queue_id is None:
+        return "none"
+    ref = process_memo(session).get(("queue", queue_id))
+    if ref is not None:
+        return str(ref.name)
+    queue = await session.get(Queue, queue_id)
+    return _remember(session, queue).name if queue else "none"
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from omniroute.router.models import (
     Queue,
     RoutingDecision,
 )
-from omniroute.router.queues.service import agent_serves
+from omniroute.router.queues.service import agent_serves, queue_label
 from omniroute.router.uow import UnitOfWork
 from omniroute.shared import metrics
 from omniroute.shared.events import RoutingEventType
@@ -250,8 +250,8 @@ async def return_to_queue(
     )
     if ended.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    offer.status = status.value
-    offer.responded_at = now
+    set_committed_value(offer, "status", status.value)
+    set_committed_value(offer, "responded_at", now)
     await session.execute(
         update(Conversation)
         .where(
@@ -279,12 +279,6 @@ async def return_to_queue(
         metrics.OFFERS_DECLINED.labels(queue=queue_name).inc()
     uow.needs_dispatch = True
     return True
-
-
-async def queue_label(session: AsyncSession, queue_id: uuid.UUID | None) -> str:
-    """The queue's name for metrics labels (the identity map makes repeats free)."""
-    queue = await session.get(Queue, queue_id) if queue_id else None
-    return queue.name if queue else "none"
 
 
 async def expire_offers(uow: UnitOfWork, now: datetime) -> int:
