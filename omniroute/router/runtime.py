@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from omniroute.router.queues.service import ensure_queues
@@ -186,7 +186,9 @@ class RouterRuntime:
             await next_tick(self._kick, interval, self.settings.dispatch_coalesce_seconds)
             try:
                 await self.dispatch_once()
-            except (StaleAgent, IntegrityError, OperationalError) as exc:
+            except (StaleAgent, DBAPIError) as exc:
+                # Another writer got there first (a changed agent, SQLite busy, a PostgreSQL
+                # deadlock with a notice pass): nothing was offered, so simply go again.
                 log.info("router.dispatch.retry", reason=type(exc).__name__)
                 self.kick()
             except Exception:

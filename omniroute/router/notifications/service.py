@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -115,21 +115,31 @@ class Notifier:
                 .limit(self.batch)
             )
         ).all()
-        made = 0
-        for conversation in due:
-            claim = await session.execute(
-                update(Conversation)
-                .where(
-                    Conversation.id == conversation.id, Conversation.acknowledge_pending == true()
-                )
-                .values(acknowledge_pending=False)
-                .execution_options(synchronize_session=False)
+        if not due:
+            return 0
+        # One conditional UPDATE claims them all; RETURNING says which this pass won.
+        claimed = await _claim(
+            session,
+            update(Conversation)
+            .where(
+                Conversation.id.in_([c.id for c in due]), Conversation.acknowledge_pending == true()
             )
-            if not _claimed(claim):
-                continue
-            await self.notify(uow, conversation, NotificationKind.ACKNOWLEDGEMENT, now)
-            made += 1
-        return made
+            .values(acknowledge_pending=False)
+            .returning(Conversation.id),
+        )
+        won = [conversation for conversation in due if conversation.id in claimed]
+        customers = await _load_customers(session, won)
+        for conversation in won:
+            await self.notify(
+                uow,
+                conversation,
+                NotificationKind.ACKNOWLEDGEMENT,
+                now,
+                identities=customers.identities,
+                flush=False,
+            )
+        await session.flush()
+        return len(won)
 
     async def announce_assignees(self, uow: UnitOfWork, now: datetime) -> int:
         """Who is responsible: once per assignment (an accepted offer)."""
@@ -139,22 +149,37 @@ class Notifier:
                 select(Assignment).where(Assignment.notified_at.is_(None)).limit(self.batch)
             )
         ).all()
+        if not due:
+            return 0
+        claimed = await _claim(
+            session,
+            update(Assignment)
+            .where(Assignment.id.in_([a.id for a in due]), Assignment.notified_at.is_(None))
+            .values(notified_at=now)
+            .returning(Assignment.id),
+        )
+        # Already told, or over before we could tell: no notice.
+        won = [a for a in due if a.id in claimed and a.ended_at is None]
+        conversations = await _by_id(session, Conversation, {a.conversation_id for a in won})
+        agents = await _by_id(session, Agent, {a.agent_id for a in won})
+        customers = await _load_customers(session, list(conversations.values()))
         made = 0
-        for assignment in due:
-            claim = await session.execute(
-                update(Assignment)
-                .where(Assignment.id == assignment.id, Assignment.notified_at.is_(None))
-                .values(notified_at=now)
-                .execution_options(synchronize_session=False)
-            )
-            if not _claimed(claim) or assignment.ended_at is not None:
-                continue  # already told, or over before we could tell
-            conversation = await session.get(Conversation, assignment.conversation_id)
-            agent = await session.get(Agent, assignment.agent_id)
+        for assignment in won:
+            conversation = conversations.get(assignment.conversation_id)
+            agent = agents.get(assignment.agent_id)
             if conversation is None or agent is None:
                 continue
-            await self.notify(uow, conversation, NotificationKind.ASSIGNED, now, agent=agent)
+            await self.notify(
+                uow,
+                conversation,
+                NotificationKind.ASSIGNED,
+                now,
+                agent=agent,
+                identities=customers.identities,
+                flush=False,
+            )
             made += 1
+        await session.flush()
         return made
 
     async def watch_sla(self, uow: UnitOfWork, now: datetime) -> tuple[int, int]:
@@ -299,8 +324,14 @@ class Notifier:
         now: datetime,
         *,
         agent: Agent | None = None,
+        identities: Identities | None = None,
+        flush: bool = True,
     ) -> Notification:
-        """Render a notice for the conversation's customer and record it (row + routing event)."""
+        """Render a notice for the conversation's customer and record it (row + routing event).
+
+        With `flush=False` the row is written with the caller's next flush (a pass writes all
+        its notices in one statement).
+        """
         session = uow.session
         customer = await _customer(session, conversation)
         wanted = base_language((customer.language if customer else None) or conversation.language)
@@ -317,8 +348,14 @@ class Notifier:
                 "agent": _first_name(agent.name) if agent else "",
             },
         )
-        recipient = await _recipient(session, conversation, customer)
+        recipient = await _recipient(
+            session,
+            conversation,
+            customer,
+            identities.get(customer.id) if identities and customer else None,
+        )
         notification = Notification(
+            id=uuid.uuid4(),
             conversation_id=conversation.id,
             customer_id=customer.id if customer else None,
             kind=kind.value,
@@ -330,7 +367,8 @@ class Notifier:
             created_at=now,
         )
         session.add(notification)
-        await session.flush()
+        if flush:
+            await session.flush()
         uow.record(
             conversation.id,
             RoutingEventType.NOTIFICATION_SENT,
@@ -355,6 +393,52 @@ class Notifier:
         return notification
 
 
+async def _claim(session: AsyncSession, claim: Any) -> set[uuid.UUID]:
+    """Run a conditional UPDATE ... RETURNING id; the ids it changed are this pass's to handle."""
+    rows = await session.execute(claim.execution_options(synchronize_session=False))
+    return set(rows.scalars().all())
+
+
+M = TypeVar("M", Conversation, Agent, Customer)
+
+
+async def _by_id(session: AsyncSession, model: type[M], ids: set[uuid.UUID]) -> dict[uuid.UUID, M]:
+    """Rows by id in one query (they join the identity map, so later gets are free)."""
+    if not ids:
+        return {}
+    rows = await session.scalars(select(model).where(model.id.in_(ids)))
+    return {row.id: row for row in rows}
+
+
+Identities = dict[uuid.UUID, list[CustomerIdentity]]
+
+
+@dataclass
+class _Customers:
+    """The customers of a pass's conversations and their identities, loaded at once. Holding
+    the rows keeps them in the session's (weak) identity map, so `session.get` finds them."""
+
+    rows: dict[uuid.UUID, Customer]
+    identities: Identities
+
+
+async def _load_customers(session: AsyncSession, conversations: list[Conversation]) -> _Customers:
+    """In two queries instead of two per notice."""
+    customers = await _by_id(
+        session, Customer, {c.customer_id for c in conversations if c.customer_id is not None}
+    )
+    identities: Identities = {customer_id: [] for customer_id in customers}
+    if customers:
+        rows = await session.scalars(
+            select(CustomerIdentity)
+            .where(CustomerIdentity.customer_id.in_(customers.keys()))
+            .order_by(CustomerIdentity.id)
+        )
+        for row in rows:
+            identities[row.customer_id].append(row)
+    return _Customers(customers, identities)
+
+
 def _first_name(name: str) -> str:
     return name.strip().split()[0] if name.strip() else name
 
@@ -367,10 +451,16 @@ async def _customer(session: AsyncSession, conversation: Conversation) -> Custom
 
 
 async def _recipient(
-    session: AsyncSession, conversation: Conversation, customer: Customer | None
+    session: AsyncSession,
+    conversation: Conversation,
+    customer: Customer | None,
+    known: list[CustomerIdentity] | None = None,
 ) -> str | None:
     """Where the channel should send it: the e-mail address or phone number we know; None means
-    a reply in the conversation's thread (chat sessions, social DMs and comments)."""
+    a reply in the conversation's thread (chat sessions, social DMs and comments).
+
+    `known` are the customer's identities in id order, when the caller already loaded them.
+    """
     if customer is None:
         return None
     if conversation.channel in PHONE_CHANNELS:
@@ -379,12 +469,15 @@ async def _recipient(
         kinds = ["email"]
     else:
         return None
-    identity = await session.scalar(
-        select(CustomerIdentity)
-        .where(CustomerIdentity.customer_id == customer.id, CustomerIdentity.kind.in_(kinds))
-        .order_by(CustomerIdentity.id)
-        .limit(1)
-    )
+    if known is not None:
+        identity = next((row for row in known if row.kind in kinds), None)
+    else:
+        identity = await session.scalar(
+            select(CustomerIdentity)
+            .where(CustomerIdentity.customer_id == customer.id, CustomerIdentity.kind.in_(kinds))
+            .order_by(CustomerIdentity.id)
+            .limit(1)
+        )
     return f"{identity.kind}:{identity.value}" if identity else None
 
 
