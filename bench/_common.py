@@ -23,9 +23,12 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def gateway_app() -> Any:
     """`uvicorn --factory _common:gateway_app`: the gateway exactly as `omniroute gateway`
-    builds it (settings from OMNIROUTE_* variables), so both apps of the throughput bench are
-    served by the same uvicorn command line."""
+    builds and serves it (settings from OMNIROUTE_* variables, the same collector settings),
+    so both apps of the throughput bench are served by the same uvicorn command line."""
     from omniroute.services.apps import create_gateway_app
     from omniroute.services.bootstrap import load_settings
+    from omniroute.shared.http import prepare_gc_for_serving
 
-    return create_gateway_app(load_settings())
+    app = create_gateway_app(load_settings())
+    prepare_gc_for_serving()
+    return app

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import uuid
 from typing import Annotated
 
@@ -13,6 +12,7 @@ import uvicorn
 from omniroute.services.bootstrap import admin_key, load_settings
 from omniroute.shared.auth import Role
 from omniroute.shared.errors import NotFound
+from omniroute.shared.http import prepare_gc_for_serving
 
 app = typer.Typer(help="Omnichannel contact routing.", no_args_is_help=True, add_completion=False)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -22,8 +22,7 @@ Host = Annotated[str, typer.Option(envvar="HOST", help="Address to listen on")]
 
 
 def _serve(asgi_app: object, host: str, port: int) -> None:
-    # Everything built so far lives as long as the process: keep it out of the GC's scans.
-    gc.freeze()
+    prepare_gc_for_serving()
     uvicorn.run(asgi_app, host=host, port=port, log_config=None, access_log=False)  # type: ignore[arg-type]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -12,6 +13,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from omniroute.shared.errors import PROBLEM_JSON, install_error_handlers
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+
+# A request in flight holds a few hundred container objects while it awaits the broker. At the
+# default gen-0 threshold (700) a collection runs every few requests, promotes the objects of
+# the requests still in flight, and the older generations then fill with them and are scanned
+# again and again: measured at about 150 us of CPU per gateway request. A larger young
+# generation lets them die young, at the cost of a few MB at most.
+GC_GEN0_THRESHOLD = 10_000
+
+
+def prepare_gc_for_serving() -> None:
+    """Keep what is built before serving (imports, the app) out of the collector's scans, and
+    collect young objects less often. Call once the app is built, before serving it."""
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, older, oldest)
 
 
 class BodyLimitMiddleware:
