@@ -139,13 +139,26 @@ async def current_principal(request: Request) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+def _admit(principal: Principal, allowed: frozenset[Role]) -> Principal:
+    if principal.role not in allowed:
+        raise Forbidden(f"this needs one of the roles: {', '.join(sorted(allowed))}")
+    return principal
+
+
+async def authenticate(request: Request, *roles: Role) -> Principal:
+    """The caller's principal if its role is one of `roles` (admin is always admitted).
+
+    The same check as `require_roles`, called from the endpoint itself: for hot routes that
+    skip FastAPI's per-request dependency resolution (the gateway's ingestion routes).
+    """
+    return _admit(await current_principal(request), frozenset((*roles, Role.ADMIN)))
+
+
 def require_roles(*roles: Role) -> object:
     """A dependency that admits only the given roles (admin is always admitted)."""
-    allowed = {*roles, Role.ADMIN}
+    allowed = frozenset((*roles, Role.ADMIN))
 
     async def dependency(principal: CurrentPrincipal) -> Principal:
-        if principal.role not in allowed:
-            raise Forbidden(f"this needs one of the roles: {', '.join(sorted(allowed))}")
-        return principal
+        return _admit(principal, allowed)
 
     return Depends(dependency)
