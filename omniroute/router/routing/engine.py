@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -144,7 +145,8 @@ async def dispatch(uow: UnitOfWork, *, offer_timeout: timedelta, now: datetime) 
         return 0
     refused = await _recent_refusals(session, [c.id for c in waiting], now - offer_timeout)
 
-    made = 0
+    # Choose first, in order, as if every claim will succeed; then claim them all at once.
+    plans: list[_Plan] = []
     for conversation in waiting:
         queue = queues.get(conversation.queue_id) if conversation.queue_id else None
         if queue is None:
@@ -169,38 +171,50 @@ async def dispatch(uow: UnitOfWork, *, offer_timeout: timedelta, now: datetime) 
         for verdict in verdicts:
             if verdict["agent_id"] == str(chosen.id):
                 verdict["rank"] = ["previous agent", "language", "longest idle"]
+        load[(chosen.id, channel)] += 1
+        plans.append(_Plan(conversation, queue, chosen, verdicts))
+    if not plans:
+        return 0
 
-        claimed = await session.execute(
-            update(Conversation)
-            .where(
-                Conversation.id == conversation.id,
-                Conversation.status == ConversationStatus.WAITING.value,
-                Conversation.version == conversation.version,
+    # Conditional on the version read above: another replica's claim (or a transfer) since
+    # then makes the row not match, and that conversation is simply not offered by this pass.
+    claimed = set(
+        (
+            await session.execute(
+                update(Conversation)
+                .where(
+                    tuple_(Conversation.id, Conversation.version).in_(
+                        [(p.conversation.id, p.conversation.version) for p in plans]
+                    ),
+                    Conversation.status == ConversationStatus.WAITING.value,
+                )
+                .values(status=ConversationStatus.OFFERED.value, version=Conversation.version + 1)
+                .returning(Conversation.id)
+                .execution_options(synchronize_session=False)
             )
-            .values(status=ConversationStatus.OFFERED.value, version=conversation.version + 1)
-            .execution_options(synchronize_session=False)
         )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        .scalars()
+        .all()
+    )
+    if len(claimed) < len(plans):
+        # The load counted offers that were not made: look again with true figures.
+        uow.needs_dispatch = True
+    offered_agents: dict[uuid.UUID, Agent] = {}
+    made = 0
+    for plan in plans:
+        conversation, queue, chosen = plan.conversation, plan.queue, plan.chosen
+        if conversation.id not in claimed:
             continue
-        bumped = await session.execute(
-            update(Agent)
-            .where(Agent.id == chosen.id, Agent.version == chosen.version)
-            .values(idle_since=now, version=chosen.version + 1)
-            .execution_options(synchronize_session=False)
-        )
-        if bumped.rowcount != 1:  # type: ignore[attr-defined]
-            raise StaleAgent(str(chosen.id))
-        # Mirror what the UPDATEs wrote without marking the rows dirty (no second UPDATE).
+        # Mirror what the UPDATE wrote without marking the row dirty (no second UPDATE).
         set_committed_value(conversation, "status", ConversationStatus.OFFERED.value)
         set_committed_value(conversation, "version", conversation.version + 1)
-        set_committed_value(chosen, "idle_since", now)
-        set_committed_value(chosen, "version", chosen.version + 1)
-
+        offered_agents[chosen.id] = chosen
         offer = Offer(
+            id=uuid.uuid4(),
             conversation_id=conversation.id,
             agent_id=chosen.id,
             queue_id=queue.id,
-            channel=channel,
+            channel=conversation.channel,
             status=OfferStatus.PENDING.value,
             created_at=now,
             expires_at=now + offer_timeout,
@@ -212,10 +226,9 @@ async def dispatch(uow: UnitOfWork, *, offer_timeout: timedelta, now: datetime) 
                 queue_id=queue.id,
                 decided_at=now,
                 chosen_agent_id=chosen.id,
-                candidates=verdicts,
+                candidates=plan.verdicts,
             )
         )
-        await session.flush()
         uow.record(
             conversation.id,
             RoutingEventType.OFFER_CREATED,
@@ -227,14 +240,37 @@ async def dispatch(uow: UnitOfWork, *, offer_timeout: timedelta, now: datetime) 
             },
         )
         uow.offered_agents.add(chosen.id)
-        load[(chosen.id, channel)] += 1
         metrics.OFFERS_CREATED.labels(queue=queue.name).inc()
         if conversation.message_count <= 1:
             metrics.TIME_TO_OFFER.observe(
                 max(0.0, (now - conversation.first_received_at).total_seconds())
             )
         made += 1
+    # Each agent offered work is no longer idle: one conditional UPDATE per agent, so a
+    # concurrent change to the agent (a status switch, another replica's offer) fails the pass.
+    for agent in offered_agents.values():
+        bumped = await session.execute(
+            update(Agent)
+            .where(Agent.id == agent.id, Agent.version == agent.version)
+            .values(idle_since=now, version=agent.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if bumped.rowcount != 1:  # type: ignore[attr-defined]
+            raise StaleAgent(str(agent.id))
+        set_committed_value(agent, "idle_since", now)
+        set_committed_value(agent, "version", agent.version + 1)
+    await session.flush()
     return made
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """An offer a dispatch pass means to make, if its claim succeeds."""
+
+    conversation: Conversation
+    queue: Queue
+    chosen: Agent
+    verdicts: list[dict[str, Any]]
 
 
 async def return_to_queue(
