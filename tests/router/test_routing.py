@@ -16,6 +16,8 @@ from omniroute.router.models import (
     Contact,
     Conversation,
     ConversationStatus,
+    Customer,
+    CustomerIdentity,
     Offer,
     OfferStatus,
     RoutingDecision,
@@ -27,7 +29,7 @@ from omniroute.router.routing.rules import RoutingRules
 from omniroute.router.runtime import RouterRuntime
 from omniroute.shared.auth import Principal, Role
 from omniroute.shared.errors import Conflict, NotFound
-from omniroute.shared.events import Channel, ClassifiedContact, utcnow
+from omniroute.shared.events import Channel, ClassifiedContact, CustomerRef, utcnow
 from tests.builders import classified, create_agent
 
 
@@ -332,6 +334,36 @@ class TestBatches:
         assert await runtime.dispatch_once() == 1
         [offer] = await pending(runtime, agent)
         assert offer.conversation_id == high.contact.conversation_id
+
+    async def test_one_customer_per_person_across_a_batch(self, runtime: RouterRuntime) -> None:
+        ana_mail = CustomerRef(name="Ana", email="ana@example.com")
+        ana_phone = CustomerRef(phone="+34612345678")
+        ana_both = CustomerRef(email="ANA@example.com", phone="+34612345678")
+        batch = [
+            classified(customer=ana_mail),
+            classified(customer=ana_phone),  # a stranger, until the next contact
+            classified(customer=ana_both),  # proves both are Ana: merged
+            classified(customer=CustomerRef(email="bob@example.com")),
+        ]
+        await self.route_batch(runtime, batch)
+        await self.route_batch(runtime, [classified(customer=ana_mail)])
+
+        async with runtime.sessions() as session:
+            customers = await session.scalar(select(func.count()).select_from(Customer))
+            identities = (
+                await session.execute(select(CustomerIdentity.kind, CustomerIdentity.value))
+            ).all()
+            owners = {
+                conv.customer_id for conv in (await session.scalars(select(Conversation))).all()
+            }
+        assert customers == 2
+        assert sorted(identities) == [
+            ("email", "ana@example.com"),
+            ("email", "bob@example.com"),
+            ("phone", "+34612345678"),
+        ]
+        # The stranger's conversation was written after the merge: it names Ana too.
+        assert len(owners) == 2
 
     async def test_a_failing_batch_stores_none_of_it(
         self, runtime: RouterRuntime, monkeypatch: pytest.MonkeyPatch

@@ -11,7 +11,7 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from omniroute.router.customers.service import resolve_customer
+from omniroute.router.customers.service import IdentityBook, identities_of, resolve_customer
 from omniroute.router.models import (
     OPEN_STATUSES,
     Assignment,
@@ -75,6 +75,7 @@ class _Known:
     contacts: dict[uuid.UUID, uuid.UUID]  # contact id -> its conversation id
     conversations: dict[uuid.UUID, Conversation]  # by id, and by alias id
     references: set[str]  # references already taken
+    identities: IdentityBook
     # Written at the end, conversations first: without relationship() the ORM would not know
     # to insert a conversation before its contacts.
     new_conversations: list[Conversation] = field(default_factory=list)
@@ -117,7 +118,16 @@ async def _look_up(session: AsyncSession, batch: Sequence[ClassifiedContact]) ->
     taken = await session.scalars(
         select(Conversation.reference).where(Conversation.reference.in_(wanted))
     )
+    book = await IdentityBook.load(
+        session,
+        (
+            pair
+            for c in batch
+            for pair in identities_of(c.contact.customer, c.contact.channel.value)
+        ),
+    )
     return _Known(
+        identities=book,
         contacts={contact_id: conversation_id for contact_id, conversation_id in stored},
         conversations=conversations,
         references={reference for reference in taken if reference is not None},
@@ -148,6 +158,10 @@ async def ingest_batch(
     """
     known = await _look_up(uow.session, batch)
     outcomes = [await _ingest(uow, known, classified, rules, reopen_window) for classified in batch]
+    await known.identities.write_new(uow.session)
+    for conversation in known.new_conversations:
+        # A later contact of the batch may have merged this conversation's customer away.
+        conversation.customer_id = known.identities.survivor(conversation.customer_id)
     uow.session.add_all(known.new_conversations)
     await uow.session.flush()
     uow.session.add_all(known.new_contacts)
@@ -171,7 +185,9 @@ async def _ingest(
     now = utcnow()
     queue_name, rule = rules.queue_for(classified)
     queue = await queue_ref(session, queue_name)
-    customer = await resolve_customer(uow, inbound.customer, inbound.channel.value)
+    customer = await resolve_customer(
+        uow, inbound.customer, inbound.channel.value, known.identities
+    )
     hold = _hold_reason(classified)
     conversation = known.conversations.get(inbound.conversation_id)
     if conversation is None:

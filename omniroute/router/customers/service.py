@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from omniroute.router.customers.models import CustomerMerge
@@ -16,7 +17,7 @@ from omniroute.router.notifications.models import Feedback, Notification
 from omniroute.router.uow import UnitOfWork
 from omniroute.shared.auth import Principal, Role
 from omniroute.shared.errors import BadRequest, Conflict, NotFound
-from omniroute.shared.events import CustomerRef, RoutingEventType
+from omniroute.shared.events import CustomerRef, RoutingEventType, utcnow
 from omniroute.shared.identity import normalise_email, normalise_handle, normalise_phone
 
 log = structlog.get_logger(__name__)
@@ -58,17 +59,58 @@ def _learn(customer: Customer, ref: CustomerRef, phone: str | None) -> None:
     customer.tier = ref.tier or customer.tier
 
 
-async def resolve_customer(uow: UnitOfWork, ref: CustomerRef, channel: str) -> Customer | None:
-    """Find the customer by any identity, or create one; learn the identities not yet known.
+@dataclass
+class IdentityBook:
+    """Who owns which identity, as far as a batch knows: looked up once for all its contacts,
+    then kept current as it creates customers. New rows wait for `write_new`."""
 
-    When one contact carries identities of two known customers (an e-mail and a phone number
-    recorded separately), it proves they are one person: they are merged into the oldest.
-    """
-    session = uow.session
-    identities = identities_of(ref, channel)
-    if not identities:
-        return None
-    phone = next((value for kind, value in identities if kind == "phone"), None)
+    looked_up: set[tuple[str, str]]
+    owners: dict[tuple[str, str], uuid.UUID]
+    # Holding the rows keeps them in the session's (weak) identity map.
+    customers: dict[uuid.UUID, Customer]
+    new_identities: list[dict[str, object]] = field(default_factory=list)
+    merged: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # merged id -> survivor
+
+    def survivor(self, customer_id: uuid.UUID | None) -> uuid.UUID | None:
+        """Who a customer id of this batch stands for now (merges may have followed it)."""
+        while customer_id in self.merged:
+            customer_id = self.merged[customer_id]
+        return customer_id
+
+    @classmethod
+    async def load(cls, session: AsyncSession, pairs: Iterable[tuple[str, str]]) -> IdentityBook:
+        wanted = set(pairs)
+        owners: dict[tuple[str, str], uuid.UUID] = {}
+        customers: dict[uuid.UUID, Customer] = {}
+        if wanted:
+            rows = await session.execute(
+                select(
+                    CustomerIdentity.kind, CustomerIdentity.value, CustomerIdentity.customer_id
+                ).where(tuple_(CustomerIdentity.kind, CustomerIdentity.value).in_(wanted))
+            )
+            owners = {(kind, value): customer_id for kind, value, customer_id in rows}
+        if owners:
+            found = await session.scalars(
+                select(Customer).where(Customer.id.in_(set(owners.values())))
+            )
+            customers = {customer.id: customer for customer in found}
+        return cls(looked_up=wanted, owners=owners, customers=customers)
+
+    async def write_new(self, session: AsyncSession) -> None:
+        """New customers first (they are in the session), then their identities in one INSERT."""
+        await session.flush()
+        if self.new_identities:
+            rows, self.new_identities = self.new_identities, []
+            await session.execute(insert(CustomerIdentity), rows)
+
+
+async def _owners(
+    session: AsyncSession, identities: list[tuple[str, str]], book: IdentityBook | None
+) -> tuple[list[uuid.UUID], set[tuple[str, str]]]:
+    """The ids of the customers who own any of the identities, and which identities are known."""
+    if book is not None and book.looked_up.issuperset(identities):
+        known = {pair for pair in identities if pair in book.owners}
+        return list(dict.fromkeys(book.owners[pair] for pair in identities if pair in known)), known
     rows: list[CustomerIdentity] = []
     for kind, value in identities:
         row = await session.scalar(
@@ -78,21 +120,56 @@ async def resolve_customer(uow: UnitOfWork, ref: CustomerRef, channel: str) -> C
         )
         if row is not None:
             rows.append(row)
-    known = {(row.kind, row.value) for row in rows}
+    return list(dict.fromkeys(row.customer_id for row in rows)), {
+        (row.kind, row.value) for row in rows
+    }
+
+
+async def resolve_customer(
+    uow: UnitOfWork, ref: CustomerRef, channel: str, book: IdentityBook | None = None
+) -> Customer | None:
+    """Find the customer by any identity, or create one; learn the identities not yet known.
+
+    When one contact carries identities of two known customers (an e-mail and a phone number
+    recorded separately), it proves they are one person: they are merged into the oldest.
+    With a `book` (a batch), lookups come from it and new rows wait for `book.write_new`.
+    """
+    session = uow.session
+    identities = identities_of(ref, channel)
+    if not identities:
+        return None
+    phone = next((value for kind, value in identities if kind == "phone"), None)
+    owner_ids, known = await _owners(session, identities, book)
     owners: list[Customer] = []
-    for customer_id in dict.fromkeys(row.customer_id for row in rows):
-        owner = await session.get(Customer, customer_id)
+    for customer_id in owner_ids:
+        owner = book.customers.get(customer_id) if book is not None else None
+        owner = owner or await session.get(Customer, customer_id)
         if owner is not None:
             owners.append(owner)
     customer: Customer | None = None
     if owners:
         owners.sort(key=lambda c: (c.created_at, str(c.id)))
         customer = owners[0]
-        for other in owners[1:]:
-            await merge_customers(uow, customer, other, actor="system", reason="shared identity")
+        if len(owners) > 1:
+            if book is not None:
+                await book.write_new(session)  # the merge reads and moves identity rows
+            for other in owners[1:]:
+                await merge_customers(
+                    uow, customer, other, actor="system", reason="shared identity"
+                )
+                if book is not None:
+                    book.merged[other.id] = customer.id
+                    book.owners.update(
+                        {
+                            pair: customer.id
+                            for pair, owner in book.owners.items()
+                            if owner == other.id
+                        }
+                    )
         _learn(customer, ref, phone)
     else:
         customer = Customer(
+            id=uuid.uuid4(),
             name=ref.name,
             email=normalise_email(ref.email),
             phone=phone,
@@ -100,14 +177,26 @@ async def resolve_customer(uow: UnitOfWork, ref: CustomerRef, channel: str) -> C
             language=ref.language,
             tier=ref.tier,
             consent={},
+            created_at=utcnow(),
         )
         session.add(customer)
-        await session.flush()
+        if book is not None:
+            book.customers[customer.id] = customer
+        else:
+            await session.flush()  # before its identities: the ORM does not order them
     for kind, value in identities:
         if (kind, value) not in known:
-            session.add(CustomerIdentity(customer_id=customer.id, kind=kind, value=value))
+            if book is not None:
+                book.new_identities.append(
+                    {"customer_id": customer.id, "kind": kind, "value": value}
+                )
+                book.owners[(kind, value)] = customer.id
+                book.looked_up.add((kind, value))
+            else:
+                session.add(CustomerIdentity(customer_id=customer.id, kind=kind, value=value))
             known.add((kind, value))
-    await session.flush()
+    if book is None:
+        await session.flush()
     return customer
 
 
