@@ -110,12 +110,13 @@ class ContactIn(_Schema):
             conversation_key=self.conversation_key or self.external_id,
             received_at=received_at,
             occurred_at=self.occurred_at,
-            # Plain data: InboundContact validates it once, with no intermediate models.
-            customer=self.customer.model_dump(),
+            # The validated fields as they are (a model's __dict__), not model_dump() copies:
+            # the event validates plain data fastest.
+            customer=self.customer.__dict__,
             subject=self.subject,
             text=self.text,
             visibility=self.visibility,
-            attachments=[item.model_dump() for item in self.attachments],
+            attachments=[item.__dict__ for item in self.attachments],
             metadata=self.metadata,
         )
 

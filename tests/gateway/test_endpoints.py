@@ -190,6 +190,39 @@ class TestBadInput:
         )
         assert_problem(response, 400)
 
+    @pytest.mark.parametrize(
+        ("body", "status"),
+        [
+            (b"", 400),
+            (b"  \n", 400),
+            (b'{"external_id": "a", "text": "x"} and more', 400),
+            (b'{"external_id": "a", "text": "caf\xe9"}', 400),
+            (b'{"external_id": "a", "text": NaN}', 422),
+            (b'{"external_id": "a", "text": "\\ud800"}', 422),
+            (b'"a string"', 422),
+        ],
+        ids=["empty", "blank", "trailing-data", "latin-1", "nan", "lone-surrogate", "string"],
+    )
+    async def test_refused_bodies_get_the_right_status(
+        self, gateway: Gateway, body: bytes, status: int
+    ) -> None:
+        response = await gateway.client.post(
+            "/v1/contacts",
+            content=body,
+            headers={**gateway.auth(), "Content-Type": "application/json"},
+        )
+        assert_problem(response, status)
+        assert gateway.published == []
+
+    async def test_utf8_bom_is_tolerated(self, gateway: Gateway) -> None:
+        response = await gateway.client.post(
+            "/v1/contacts",
+            content=b"\xef\xbb\xbf" + json.dumps(CONTACT).encode(),
+            headers={**gateway.auth(), "Content-Type": "application/json"},
+        )
+        assert response.status_code == 202, response.text
+        assert response.json()["contact_id"] == str(contact_id_for("api", "crm-123"))
+
     async def test_missing_external_id_is_422(self, gateway: Gateway) -> None:
         contact = {key: value for key, value in CONTACT.items() if key != "external_id"}
         response = await gateway.client.post("/v1/contacts", json=contact, headers=gateway.auth())
