@@ -240,7 +240,10 @@ class KafkaBus:
                     )
                     for key, value, headers in items
                 ]
-                await asyncio.gather(*acks)
+                if len(acks) == 1:
+                    await acks[0]  # the usual case (one contact per request): no gather task
+                else:
+                    await asyncio.gather(*acks)
         except TimeoutError as exc:
             log.warning("bus.kafka.send_timeout", topic=topic, count=len(items))
             raise BusUnavailable(
