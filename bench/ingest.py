@@ -342,23 +342,38 @@ async def _e2e(args: argparse.Namespace) -> dict[str, Any]:
     async def desktop(agent_id: str, key: str) -> None:
         nonlocal poll_answers
         offered: set[str] = set()
-        async with httpx.AsyncClient(
-            base_url=args.router, headers={"Authorization": f"Bearer {key}"}, timeout=60
-        ) as client:
-            while not stop.is_set():
-                response = await client.get(f"/v1/agents/{agent_id}/offers", params={"wait": 10})
-                now = time.monotonic()
-                response.raise_for_status()
-                poll_answers += 1
-                new = [o for o in response.json()["offers"] if o["id"] not in offered]
-                for offer in new:
-                    offered.add(offer["id"])
-                    seen.setdefault(offer["conversation_id"], now)
-                    progress.set()
-                # Accept what was offered, as a desktop would, so it leaves the pending list.
-                await asyncio.gather(
-                    *(client.post(f"/v1/offers/{offer['id']}/accept") for offer in new)
-                )
+        accepting: set[asyncio.Task[httpx.Response]] = set()
+        auth = {"Authorization": f"Bearer {key}"}
+        # Accepts go through a client of their own, so a burst of them never queues the poll
+        # behind them for a connection.
+        async with (
+            httpx.AsyncClient(base_url=args.router, headers=auth, timeout=60) as client,
+            httpx.AsyncClient(base_url=args.router, headers=auth, timeout=60) as acceptor,
+        ):
+            try:
+                while not stop.is_set():
+                    response = await client.get(
+                        f"/v1/agents/{agent_id}/offers", params={"wait": 10}
+                    )
+                    now = time.monotonic()
+                    response.raise_for_status()
+                    poll_answers += 1
+                    new = [o for o in response.json()["offers"] if o["id"] not in offered]
+                    for offer in new:
+                        offered.add(offer["id"])
+                        seen.setdefault(offer["conversation_id"], now)
+                        progress.set()
+                    # Accept what was offered, as an agent would, while the desktop keeps
+                    # polling: a desktop shows new offers whatever the agent is clicking.
+                    accepting.difference_update([t for t in accepting if t.done()])
+                    accepting.update(
+                        asyncio.create_task(acceptor.post(f"/v1/offers/{offer['id']}/accept"))
+                        for offer in new
+                    )
+            finally:
+                for task in accepting:
+                    task.cancel()
+                await asyncio.gather(*accepting, return_exceptions=True)
 
     sent: dict[str, float] = {}  # conversation id -> when its POST was sent
     statuses: collections.Counter[str] = collections.Counter()

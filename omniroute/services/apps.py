@@ -93,7 +93,9 @@ async def _router_runtime(settings: Settings, database: _Database, bus: Bus) -> 
 
 def _classifier(settings: Settings, bus: Bus) -> None:
     classifier = Classifier(settings.classifier)
-    bus.subscribe(topics.CONTACTS_INBOUND, CLASSIFIER_GROUP, make_classify_handler(classifier, bus))
+    bus.subscribe_batch(
+        topics.CONTACTS_INBOUND, CLASSIFIER_GROUP, make_classify_handler(classifier, bus)
+    )
 
 
 def create_embedded_app(settings: Settings) -> FastAPI:

@@ -37,7 +37,9 @@ class Collector:
 def wired(classifier: Classifier) -> tuple[InProcessBus, Collector]:
     bus = InProcessBus(attempts=1, backoff_seconds=0)
     collected = Collector()
-    bus.subscribe(topics.CONTACTS_INBOUND, "classifier", make_classify_handler(classifier, bus))
+    bus.subscribe_batch(
+        topics.CONTACTS_INBOUND, "classifier", make_classify_handler(classifier, bus)
+    )
     bus.subscribe(topics.CONTACTS_CLASSIFIED, "router", collected)
     return bus, collected
 
