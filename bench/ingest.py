@@ -352,9 +352,14 @@ async def _e2e(args: argparse.Namespace) -> dict[str, Any]:
         ):
             try:
                 while not stop.is_set():
-                    response = await client.get(
-                        f"/v1/agents/{agent_id}/offers", params={"wait": 10}
-                    )
+                    try:
+                        response = await client.get(
+                            f"/v1/agents/{agent_id}/offers", params={"wait": 10}
+                        )
+                    except httpx.TransportError:
+                        # A kept-alive connection the server closed as it was reused: a
+                        # desktop simply polls again.
+                        continue
                     now = time.monotonic()
                     response.raise_for_status()
                     poll_answers += 1

@@ -28,13 +28,16 @@ from omniroute.router.routing.engine import (
 from omniroute.router.routing.rules import RoutingRules
 from omniroute.router.uow import UnitOfWork, unit_of_work
 from omniroute.shared import topics
-from omniroute.shared.events import utcnow
+from omniroute.shared.events import RoutingEvent, utcnow
 from omniroute.shared.settings import RouterSettings
 from omniroute.shared.transport import Bus, BusUnavailable, encode_event
 
 log = structlog.get_logger(__name__)
 
 QUEUE_DEPTH_REFRESH_SECONDS = 5.0
+# Transactions whose events wait for the feed; past this, committers wait for the broker.
+EVENT_FEED_BACKLOG = 1000
+EVENT_FEED_DRAIN_SECONDS = 5.0
 
 BackgroundJob = Callable[["RouterRuntime"], Coroutine[Any, Any, None]]
 
@@ -100,6 +103,8 @@ class RouterRuntime:
         self._background_tasks: list[asyncio.Task[None]] = []
         self._commit_listeners: list[Callable[[UnitOfWork], None]] = []
         self._depths_due = 0.0
+        self._feed: asyncio.Queue[list[RoutingEvent]] = asyncio.Queue(EVENT_FEED_BACKLOG)
+        self._feed_task: asyncio.Task[None] | None = None
 
     @property
     def offer_timeout(self) -> timedelta:
@@ -121,6 +126,7 @@ class RouterRuntime:
         async with self.uow() as uow:
             await ensure_queues(uow.session, list(self.rules.queues))
         self._task = asyncio.create_task(self._dispatch_loop(), name="router-dispatch")
+        self._feed_task = asyncio.create_task(self._feed_events(), name="router-events")
         for name, job in self._background:
             self._background_tasks.append(asyncio.create_task(job(self), name=name))
         self.kick()
@@ -134,6 +140,14 @@ class RouterRuntime:
                 await task
         self._task = None
         self._background_tasks.clear()
+        if self._feed_task is not None:
+            feed, self._feed_task = self._feed_task, None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(EVENT_FEED_DRAIN_SECONDS):
+                    await self._feed.join()
+            feed.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feed
 
     def kick(self) -> None:
         """Ask for a dispatch pass soon (coalesced: many kicks make one pass)."""
@@ -152,17 +166,36 @@ class RouterRuntime:
         if uow.needs_dispatch:
             self.kick()
         if uow.events:
-            await self._publish_events(uow)
+            if self._feed_task is None:
+                await self._publish_events(uow.events)
+            else:
+                await self._feed.put(uow.events)  # waits only when the broker is far behind
 
-    async def _publish_events(self, uow: UnitOfWork) -> None:
-        # The conversation event log in the database is the record; the topic is a feed of it.
+    async def _feed_events(self) -> None:
+        """Publish committed events in commit order, off the committers' path.
+
+        The conversation event log in the database is the record and the topic a feed of it,
+        so a committer (an agent's accept, the dispatch pass, a batch of contacts) need not wait
+        for the broker's acks; events that queued up meanwhile go out together.
+        """
+        while True:
+            batches = [await self._feed.get()]
+            while not self._feed.empty():
+                batches.append(self._feed.get_nowait())
+            try:
+                await self._publish_events([event for batch in batches for event in batch])
+            finally:
+                for _ in batches:
+                    self._feed.task_done()
+
+    async def _publish_events(self, events: list[RoutingEvent]) -> None:
         try:
             await self.bus.publish_many(
                 topics.ROUTING_EVENTS,
-                [(str(event.conversation_id), encode_event(event)) for event in uow.events],
+                [(str(event.conversation_id), encode_event(event)) for event in events],
             )
         except BusUnavailable:
-            log.warning("router.events.publish_failed", count=len(uow.events))
+            log.warning("router.events.publish_failed", count=len(events))
 
     async def dispatch_once(self) -> int:
         """One pass: expire overdue offers, then offer waiting work to free agents."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from omniroute.router.conversations import service as conversations
 from omniroute.router.conversations.service import ingest_classified
@@ -27,9 +30,13 @@ from omniroute.router.queues.service import get_queue_by_name
 from omniroute.router.routing import engine
 from omniroute.router.routing.rules import RoutingRules
 from omniroute.router.runtime import RouterRuntime
+from omniroute.shared import topics
 from omniroute.shared.auth import Principal, Role
 from omniroute.shared.errors import Conflict, NotFound
 from omniroute.shared.events import Channel, ClassifiedContact, CustomerRef, utcnow
+from omniroute.shared.settings import RouterSettings
+from omniroute.shared.transport import Message
+from omniroute.shared.transport.inprocess import InProcessBus
 from tests.builders import classified, create_agent
 
 
@@ -279,6 +286,41 @@ class TestConversations:
         types = [m.value for m in runtime.published]  # type: ignore[attr-defined]
         assert any(b'"contact.received"' in value for value in types)
         assert any(b'"conversation.queued"' in value for value in types)
+
+    async def test_a_started_router_publishes_events_in_order_without_making_commits_wait(
+        self, sessions: async_sessionmaker[AsyncSession]
+    ) -> None:
+        bus = GatedBus()
+        runtime = RouterRuntime(sessions, bus, RouterSettings(), RoutingRules.load())
+        await runtime.start()
+        try:
+            first, second = classified(), classified()
+            # The broker is not answering: the commits return all the same.
+            await route(runtime, first)
+            await route(runtime, second)
+            assert bus.published == []
+            bus.gate.set()
+        finally:
+            await runtime.stop()  # publishes what is still queued before it returns
+        keys = [m.key for m in bus.published]
+        first_id, second_id = (str(c.contact.conversation_id) for c in (first, second))
+        assert keys.index(first_id) < keys.index(second_id)
+        assert max(i for i, k in enumerate(keys) if k == first_id) < keys.index(second_id)
+
+
+class GatedBus(InProcessBus):
+    """An in-process bus whose routing.events publications wait until the gate opens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.published: list[Message] = []
+
+    async def publish_many(self, topic: str, items: Sequence[tuple[str, bytes]]) -> None:
+        if topic == topics.ROUTING_EVENTS:
+            await self.gate.wait()
+            self.published += [Message(topic=topic, key=k, value=v) for k, v in items]
+        await super().publish_many(topic, items)
 
 
 class TestBatches:
