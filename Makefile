@@ -47,8 +47,9 @@ format: $(STAMP) ## Format the code
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP) ## Benchmarks: ingest against a bare baseline, end-to-end latency, classifier
+bench: $(STAMP) ## Benchmarks: ingest against a bare baseline, end-to-end latency, router, classifier
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/route.py
 	$(BIN)/python bench/classify.py
 
 .PHONY: help install migrate run up down test test-fast lint format bench

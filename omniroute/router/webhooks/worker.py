@@ -99,8 +99,10 @@ class WebhookWorker:
         """Pass after pass until cancelled; a cancelled pass finishes its in-flight attempts,
         so an answered request is always recorded (bounded by the request timeout)."""
         interval = self.settings.webhook_poll_interval_seconds
+        # In-process every routing event kicks the worker: a burst of them makes one pass.
+        coalesce = self.settings.dispatch_coalesce_seconds * 2.5
         while True:
-            await next_tick(self._kick, interval)
+            await next_tick(self._kick, interval, coalesce)
             current = asyncio.ensure_future(self._guarded_pass())
             try:
                 await asyncio.shield(current)
