@@ -73,7 +73,7 @@ def train(
     model.save(out)
     typer.echo(
         f"trained {model.model_id} on {model.meta['train_rows']} rows, "
-        f"{len(model.labels)} categories, {model.vectoriser.size} features "
+        f"{len(model.labels)} categories, {model.vocabulary.size} features "
         f"in {time.perf_counter() - started:.1f}s -> {out}"
     )
 

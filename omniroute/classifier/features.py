@@ -1,323 +1,361 @@
-"""Hashed word and character n-gram TF-IDF features, computed with numpy in one pass per text.
+"""Word and character n-gram TF-IDF features over a vocabulary of strings learnt in training.
 
-Hashing (instead of a vocabulary of strings) keeps the model a few numpy arrays we control.
-Character n-grams are hashed with vectorised arithmetic when training; when classifying, each
-word's vocabulary columns are cached, so a message costs a lookup per word rather than a Python
-loop over thousands of n-grams.
+Two blocks, each L2-normalised on its own (TF-IDF weighting and per-block norms are what make a
+linear model good at intents):
+- words: unigrams with sublinear TF (1 + log count), bigrams and trigrams present or not
+  (they rarely repeat in a message, and presence spares counting them), times IDF;
+- characters: each word's character n-grams (1-5, the word padded by a space each side, as
+  scikit-learn's `char_wb`) weighted by IDF, summed over the text's distinct words, each word
+  counted sublinearly. The block is normalised by sqrt(sum over words of (a_w * |u_w|)^2), as
+  if different words shared no n-gram, instead of by its exact norm.
+
+That choice makes the character block linear in words, so classifying caches, per distinct
+word, its character block's product with the weights: a message costs a dictionary lookup per
+word and a fixed dozen numpy calls, whatever its length or the vocabulary's size (a word never
+seen costs one pass over its n-grams, once). On an 80/20 split of BANKING77's train.csv it is as
+accurate as the exact norm (0.902 against 0.901 with LinearSVC).
+
+A vocabulary of strings rather than hashes: exact (no collisions), and a dictionary lookup is
+cheaper than hashing in Python. Word bigrams and trigrams are keyed by the words' ids, so they
+are looked up with one `searchsorted` per message instead of joining strings.
 """
 
 from __future__ import annotations
 
-import zlib
+import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy.sparse import csr_matrix, diags, hstack
 
-from omniroute.classifier.text import Tokens, fold, words
+from omniroute.classifier.text import Tokens
 
-U64 = npt.NDArray[np.uint64]
 F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 
-CHAR_NGRAMS = (1, 2, 3, 4, 5)
-_BASE = np.uint64(1_000_003)
 # The opening of a text that is classified; long e-mails say what they are about early.
 MAX_CHARS = 2000
-# Per-n salts keep n-grams of different lengths (and words) apart in one hash space.
-_SALT = {n: np.uint64(0x9E3779B97F4A7C15 * (n + 1) % 2**64) for n in (*CHAR_NGRAMS, 10, 11, 12)}
-_WORD_CACHE_LIMIT = 100_000
-WORD_BLOCK = 0
-CHAR_BLOCK = 1
+CHAR_NGRAMS = (1, 5)
+# Word ids must keep trigram keys (below V^3 + V^2) inside int64.
+MAX_WORDS = 2_000_000
+# Words never seen in training whose scores are cached, beyond the vocabulary's own.
+_NOVEL_WORD_CACHE = 50_000
 
 
-def _char_hashes(normalised: str) -> U64:
-    """Character n-grams inside words (padded by one space each side), like char_wb."""
-    data = np.frombuffer(f" {normalised} ".encode(), dtype=np.uint8).astype(np.uint64)
-    space = np.concatenate(([0], np.cumsum(data == 32)))
-    out = [data[data != 32] ^ _SALT[1]]
-    rolling = data
-    # Horner's rule over shrinking windows: the n-gram hashes for every n in a few array ops.
-    for n in range(2, CHAR_NGRAMS[-1] + 1):
-        if data.size < n:
-            break
-        rolling = rolling[:-1] * _BASE + data[n - 1 :]
-        start = np.arange(rolling.size)
-        # Keep n-grams with no space strictly inside them: they stay within one word.
-        inside = space[start + n - 1] - space[start + 1]
-        out.append(rolling[inside == 0] ^ _SALT[n])
-    return np.concatenate(out)
+def char_ngrams(word: str) -> list[str]:
+    """The word's character n-grams, padded by a space each side; the lone spaces left out."""
+    padded = f" {word} "
+    low, high = CHAR_NGRAMS
+    grams = list(word) if low == 1 else []
+    size = len(padded)
+    for n in range(max(2, low), high + 1):
+        grams.extend(padded[i : i + n] for i in range(size - n + 1))
+    return grams
 
 
-def _word_hashes(tokens: Sequence[str]) -> U64:
-    if not tokens:
-        return np.empty(0, dtype=np.uint64)
-    unigrams = np.fromiter(
-        (zlib.crc32(t.encode()) for t in tokens), dtype=np.uint64, count=len(tokens)
-    )
-    return _ngrams(unigrams)
+def _sublinear(count: int) -> float:
+    return 1.0 + math.log(count)
 
 
-def _ngrams(unigrams: U64) -> U64:
-    """Word unigram, bigram and trigram hashes from the words' CRC32s."""
-    bigrams = unigrams[:-1] * _BASE + unigrams[1:]
-    trigrams = bigrams[:-1] * _BASE + unigrams[2:]
-    return np.concatenate((unigrams ^ _SALT[10], bigrams ^ _SALT[11], trigrams ^ _SALT[12]))
+# 1 + log(count) for small counts, looked up rather than computed per message.
+_SUBLINEAR = np.concatenate(([0.0], 1.0 + np.log(np.arange(1, 1025, dtype=np.float64))))
 
 
-@dataclass(frozen=True, slots=True)
-class Grams:
-    """The hashed n-grams of one text, per block."""
-
-    words: U64
-    chars: U64
+def _sublinear_array(counts: npt.NDArray[Any]) -> F64:
+    if counts.size and int(counts.max()) < _SUBLINEAR.size:
+        return np.take(_SUBLINEAR, counts.astype(np.intp))
+    return np.asarray(1.0 + np.log(counts), dtype=np.float64)
 
 
-def extract(text: str) -> Grams:
-    folded = fold(text[:MAX_CHARS])
-    tokens = words(folded)
-    return Grams(words=_word_hashes(tokens), chars=_char_hashes(" ".join(tokens)))
+def _idf(df: npt.NDArray[Any], docs: int) -> F32:
+    """Smoothed IDF, as scikit-learn's TfidfTransformer."""
+    return (np.log((1 + docs) / (1 + df)) + 1).astype(np.float32)
 
 
-class Vectoriser:
-    """Maps hashed n-grams to column indices of a fixed vocabulary, with sublinear TF-IDF."""
+@dataclass(frozen=True)
+class Vocabulary:
+    """The feature columns: word unigrams (one per known word), word n-grams, char n-grams."""
 
-    def __init__(self, keys: U64, idf: F32, block: npt.NDArray[np.int8]) -> None:
-        order = np.argsort(keys)
-        self.keys = keys[order]
-        self.idf = idf[order].astype(np.float32)
-        self.block = block[order]
-        self._word_cache: dict[str, tuple[int, npt.NDArray[np.intp]]] = {}
+    words: list[str]
+    word_idf: F32  # 0 for a word kept only to key n-grams (rarer than min_df)
+    ngram_keys: I64  # sorted keys of word bigrams and trigrams, see `_ngram_keys`
+    ngram_idf: F32
+    chars: list[str]
+    char_idf: F32
 
     @property
     def size(self) -> int:
-        return int(self.keys.size)
+        return len(self.words) + int(self.ngram_keys.size) + len(self.chars)
 
-    def _columns(self, hashes: U64) -> tuple[npt.NDArray[np.intp], F32]:
-        if hashes.size == 0 or self.keys.size == 0:
-            return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.float32)
-        return self._counted(self._known(hashes), None)
-
-    def _counted(
-        self, columns: npt.NDArray[np.intp], weights: npt.NDArray[np.intp] | None
-    ) -> tuple[npt.NDArray[np.intp], F32]:
-        """Distinct columns with their (weighted) counts, TF-IDF weighted and normalised.
-
-        A bincount over the vocabulary beats sorting for a long message and a small vocabulary,
-        but not for a short text against a large one (training, big models).
-        """
-        if columns.size == 0:
-            return columns, np.empty(0, dtype=np.float32)
-        if columns.size * 8 >= self.keys.size:
-            dense = np.bincount(columns, weights=weights, minlength=self.keys.size)
-            distinct = (dense != 0).nonzero()[0]
-            return distinct, self._weigh(distinct, dense[distinct])
-        if weights is None:
-            weights = np.ones(columns.size, dtype=np.intp)
-        distinct, counts = _sum_by_column(columns, weights)
-        return distinct, self._weigh(distinct, counts)
-
-    def transform_text(
-        self, text: str, tokens: Tokens | None = None
-    ) -> tuple[npt.NDArray[np.intp], F32]:
-        """Same row as `transform_one(extract(text))`, reusing each word's character n-grams.
-
-        A word's n-grams do not depend on its neighbours, so their vocabulary columns are
-        cached per word: a message costs a dictionary lookup per word instead of hashing and
-        searching thousands of n-grams.
-        """
-        view = tokens if tokens is not None else Tokens.of(text[:MAX_CHARS])
-        if not view.words:
-            return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.float32)
-        cache = self._word_cache
-        frequency = view.counts
-        parts, repeats = [], []
-        for token, seen in frequency.items():
-            entry = cache.get(token)
-            if entry is None:
-                if len(cache) >= _WORD_CACHE_LIMIT:
-                    cache.clear()
-                entry = cache[token] = (
-                    zlib.crc32(token.encode()),
-                    self._known(_char_hashes(token)),
-                )
-            parts.append(entry[1])
-            repeats.append(seen)
-        crcs = np.array([cache[token][0] for token in view.words], dtype=np.uint64)
-        word_cols, word_vals = self._columns(_ngrams(crcs))
-        lengths = np.fromiter((part.size for part in parts), dtype=np.intp, count=len(parts))
-        occurrences = np.repeat(np.asarray(repeats, dtype=np.intp), lengths)
-        char_cols, char_vals = self._counted(np.concatenate(parts), occurrences)
-        return np.concatenate((word_cols, char_cols)), np.concatenate((word_vals, char_vals))
-
-    def _known(self, hashes: U64) -> npt.NDArray[np.intp]:
-        """Vocabulary columns of the hashes that are in the vocabulary, duplicates kept."""
-        if hashes.size == 0 or self.keys.size == 0:
-            return np.empty(0, dtype=np.intp)
-        position = np.searchsorted(self.keys, hashes)
-        position[position >= self.keys.size] = 0
-        return position[self.keys[position] == hashes]
-
-    def _weigh(self, columns: npt.NDArray[np.intp], counts: npt.NDArray[Any]) -> F32:
-        values = (1.0 + np.log(counts)).astype(np.float32) * self.idf[columns]
-        norm = float(np.sqrt(np.dot(values, values)))
-        if norm > 0:
-            values /= norm
-        return values
-
-    def transform_one(self, grams: Grams) -> tuple[npt.NDArray[np.intp], F32]:
-        """Sparse row as (columns, values); each block is L2-normalised on its own."""
-        word_cols, word_vals = self._columns(grams.words)
-        char_cols, char_vals = self._columns(grams.chars)
-        return np.concatenate((word_cols, char_cols)), np.concatenate((word_vals, char_vals))
+    def arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """Plain arrays to save (strings as newline-joined UTF-8: no pickles, compact)."""
+        return {
+            "words": _pack(self.words),
+            "word_idf": self.word_idf,
+            "ngram_keys": self.ngram_keys,
+            "ngram_idf": self.ngram_idf,
+            "chars": _pack(self.chars),
+            "char_idf": self.char_idf,
+        }
 
     @classmethod
-    def fit(cls, docs: Sequence[Grams], min_df: int = 1) -> Vectoriser:
-        keys_list, idf_list, block_list = [], [], []
-        n_docs = len(docs)
-        for block, pick in ((WORD_BLOCK, _words_of), (CHAR_BLOCK, _chars_of)):
-            per_doc = [np.unique(pick(d)) for d in docs]
-            allkeys = np.concatenate(per_doc) if per_doc else np.empty(0, dtype=np.uint64)
-            keys, df = np.unique(allkeys, return_counts=True)
-            keep = df >= min_df
-            keys, df = keys[keep], df[keep]
-            keys_list.append(keys)
-            idf_list.append((np.log((1 + n_docs) / (1 + df)) + 1).astype(np.float32))
-            block_list.append(np.full(keys.size, block, dtype=np.int8))
-        return cls(np.concatenate(keys_list), np.concatenate(idf_list), np.concatenate(block_list))
-
-    def transform(
-        self, docs: Iterable[Grams]
-    ) -> tuple[F32, npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-        """CSR parts (data, indices, indptr) for a batch, for training."""
-        data, indices, indptr = [], [], [0]
-        for grams in docs:
-            cols, vals = self.transform_one(grams)
-            data.append(vals)
-            indices.append(cols)
-            indptr.append(indptr[-1] + cols.size)
-        return (
-            np.concatenate(data) if data else np.empty(0, dtype=np.float32),
-            np.concatenate(indices) if indices else np.empty(0, dtype=np.intp),
-            np.asarray(indptr, dtype=np.intp),
+    def from_arrays(cls, arrays: Any) -> Vocabulary:
+        return cls(
+            _unpack(arrays["words"]),
+            arrays["word_idf"].astype(np.float32),
+            arrays["ngram_keys"].astype(np.int64),
+            arrays["ngram_idf"].astype(np.float32),
+            _unpack(arrays["chars"]),
+            arrays["char_idf"].astype(np.float32),
         )
 
+    @classmethod
+    def fit(cls, docs: Sequence[Sequence[str]], min_df: int = 1) -> Vocabulary:
+        """Learn columns and IDFs from tokenised documents; n-grams rarer than min_df are left
+        out (every word keeps an id, so the n-grams it starts can still be keyed)."""
+        word_df: Counter[str] = Counter()
+        for doc in docs:
+            word_df.update(set(doc))
+        words = sorted(word_df)
+        if len(words) > MAX_WORDS:
+            raise ValueError(f"more than {MAX_WORDS} distinct words; raise min_df")
+        ids = {word: i for i, word in enumerate(words)}
+        df = np.array([word_df[word] for word in words], dtype=np.int64)
+        word_idf = np.where(df >= min_df, _idf(df, len(docs)), 0).astype(np.float32)
 
-def _words_of(grams: Grams) -> U64:
-    return grams.words
+        ngram_df: Counter[int] = Counter()
+        for doc in docs:
+            ngram_df.update(set(_ngram_keys(_ids(doc, ids), len(words)).tolist()))
+        kept = sorted(key for key, seen in ngram_df.items() if seen >= min_df)
+        ngram_keys = np.array(kept, dtype=np.int64)
+        ngram_idf = _idf(np.array([ngram_df[key] for key in kept]), len(docs))
+
+        # A char n-gram's document frequency: the documents holding a word that holds it.
+        char_docs: dict[str, set[int]] = {}
+        word_docs: dict[str, list[int]] = {}
+        for number, doc in enumerate(docs):
+            for word in set(doc):
+                word_docs.setdefault(word, []).append(number)
+        for word, numbers in word_docs.items():
+            for gram in set(char_ngrams(word)):
+                char_docs.setdefault(gram, set()).update(numbers)
+        chars = sorted(gram for gram, held in char_docs.items() if len(held) >= min_df)
+        char_idf = _idf(np.array([len(char_docs[gram]) for gram in chars]), len(docs))
+        return cls(words, word_idf, ngram_keys, ngram_idf, chars, char_idf)
+
+    def transform(self, docs: Iterable[Sequence[str]]) -> csr_matrix:
+        """The feature rows of tokenised documents (for training and held-out scoring)."""
+        ids = {word: i for i, word in enumerate(self.words)}
+        char_columns = {gram: i for i, gram in enumerate(self.chars)}
+        vocabulary_size = len(self.words)
+        word_rows, word_cols, word_vals = [], [], []
+        char_rows, type_cols, type_vals = [], [], []
+        types: dict[str, int] = {}
+        documents = 0
+        for number, doc in enumerate(docs):
+            documents += 1
+            counts = Counter(doc)
+            for word, seen in counts.items():
+                weight = _sublinear(seen)
+                known = ids.get(word)
+                if known is not None and self.word_idf[known]:
+                    word_rows.append(number)
+                    word_cols.append(known)
+                    word_vals.append(weight * float(self.word_idf[known]))
+                char_rows.append(number)
+                type_cols.append(types.setdefault(word, len(types)))
+                type_vals.append(weight)
+            keys = _ngram_keys(_ids(doc, ids), vocabulary_size)
+            columns = self._ngram_columns(keys)
+            if columns.size:
+                distinct = np.unique(columns)
+                word_rows.extend([number] * distinct.size)
+                word_cols.extend((distinct + vocabulary_size).tolist())
+                word_vals.extend(self.ngram_idf[distinct].tolist())
+        word_block = csr_matrix(
+            (word_vals, (word_rows, word_cols)),
+            shape=(documents, vocabulary_size + self.ngram_keys.size),
+            dtype=np.float64,
+        )
+        # Char block: (documents x word types) @ (word types x char n-grams).
+        by_type = csr_matrix(
+            (type_vals, (char_rows, type_cols)), shape=(documents, len(types)), dtype=np.float64
+        )
+        per_word = self._char_vectors(list(types), char_columns)
+        char_block = (by_type @ per_word).tocsr()
+        squared = np.asarray(per_word.multiply(per_word).sum(axis=1)).ravel()
+        char_norm = np.sqrt(by_type.multiply(by_type) @ squared)
+        word_norm = np.sqrt(np.asarray(word_block.multiply(word_block).sum(axis=1)).ravel())
+        return hstack(
+            (_scale_rows(word_block, word_norm), _scale_rows(char_block, char_norm)),
+            format="csr",
+        )
+
+    def _ngram_columns(self, keys: I64) -> npt.NDArray[np.intp]:
+        if keys.size == 0 or self.ngram_keys.size == 0:
+            return np.empty(0, dtype=np.intp)
+        position = np.searchsorted(self.ngram_keys, keys)
+        position[position >= self.ngram_keys.size] = 0
+        return position[self.ngram_keys[position] == keys]
+
+    def _char_vectors(self, words: Sequence[str], columns: dict[str, int]) -> csr_matrix:
+        """Per word, its char n-gram counts times IDF (rows of a words x n-grams matrix)."""
+        rows, cols = [], []
+        for number, word in enumerate(words):
+            for gram in char_ngrams(word):
+                column = columns.get(gram)
+                if column is not None:
+                    rows.append(number)
+                    cols.append(column)
+        counts = csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(words), len(self.chars)))
+        counts.sum_duplicates()
+        return (counts @ diags(self.char_idf.astype(np.float64))).tocsr()
 
 
-def _chars_of(grams: Grams) -> U64:
-    return grams.chars
+def _ids(doc: Sequence[str], ids: dict[str, int]) -> I64:
+    """Word ids of a document; a word outside the vocabulary gets the sentinel id len(ids)."""
+    unknown = len(ids)
+    return np.fromiter((ids.get(word, unknown) for word in doc), dtype=np.int64, count=len(doc))
+
+
+def _ngram_keys(ids: I64, vocabulary_size: int) -> I64:
+    """Keys of the word bigrams (a*B + b) and trigrams (B^2 + (a*B + b)*B + c), in base
+    B = V + 1: a key holding the sentinel id V of an unknown word is no learnt key, so unknown
+    words need no masking."""
+    if ids.size < 2:
+        return np.empty(0, dtype=np.int64)
+    base = np.int64(vocabulary_size + 1)
+    bigrams = ids[:-1] * base + ids[1:]
+    trigrams = bigrams[:-1] * base + ids[2:]
+    trigrams += base * base
+    return np.concatenate((bigrams, trigrams))
+
+
+def _scale_rows(matrix: csr_matrix, norms: F64) -> csr_matrix:
+    safe = np.where(norms > 0, norms, 1.0)
+    return csr_matrix(diags(1.0 / safe) @ matrix)
+
+
+def _pack(strings: Sequence[str]) -> npt.NDArray[np.uint8]:
+    # Tokens and their n-grams never hold a newline (the tokeniser keeps [a-z0-9']).
+    return np.frombuffer("\n".join(strings).encode(), dtype=np.uint8)
+
+
+def _unpack(packed: npt.NDArray[np.uint8]) -> list[str]:
+    text = packed.tobytes().decode()
+    return text.split("\n") if text else []
 
 
 class Scorer:
-    """Linear scores of a text, equal to `transform_text` followed by a dot product.
+    """A text's linear scores, equal to `Vocabulary.transform` followed by the product with the
+    weights, computed from cached partial scores.
 
-    Built once per model: the vocabulary is split into its word and character blocks, the weight
-    rows reordered to match, and each word's character-n-gram columns cached. Scoring a message
-    then costs a dictionary lookup per distinct word and a fixed dozen numpy calls, whatever
-    its length: one aggregation of every column, one gather of weight rows, one product.
+    One table holds a row per vocabulary word (its unigram's weight row times IDF, the char
+    block's product u_w @ W, and what each adds to the two blocks' squared norms), then a row
+    per word n-gram, then rows for words never seen, filled on first sight. A message costs a
+    dictionary lookup per word, one `searchsorted` for its word bigrams and trigrams, and one
+    gather and one product over the rows it uses.
     """
 
-    def __init__(self, vectoriser: Vectoriser, weights: F32, bias: F32) -> None:
-        word_rows = np.flatnonzero(vectoriser.block == WORD_BLOCK)
-        char_rows = np.flatnonzero(vectoriser.block == CHAR_BLOCK)
-        order = np.concatenate((word_rows, char_rows))
-        # Keys stay sorted within each block, as the vectoriser keeps them.
-        self._word_keys = vectoriser.keys[word_rows]
-        self._char_keys = vectoriser.keys[char_rows]
-        self._split = int(word_rows.size)
-        self._size = int(order.size)
-        self._idf = vectoriser.idf[order].astype(np.float64)
-        self._weights = np.ascontiguousarray(weights[order])
+    def __init__(self, vocabulary: Vocabulary, weights: F32, bias: F32) -> None:
+        classes = int(weights.shape[1])
+        words, ngrams = len(vocabulary.words), int(vocabulary.ngram_keys.size)
+        self._classes = classes
+        self._vocabulary_size = words
+        # A sentinel above every key: searchsorted never points past the end.
+        self._ngram_keys = np.append(vocabulary.ngram_keys, np.iinfo(np.int64).max)
+        char_weights = weights[words + ngrams :].astype(np.float64)
+        self._char_columns = {gram: i for i, gram in enumerate(vocabulary.chars)}
+        self._char_weights = char_weights * vocabulary.char_idf[:, None]
+        self._char_idf = vocabulary.char_idf.astype(np.float64)
         self._bias = bias.astype(np.float64)
-        self._cache: dict[str, tuple[int, npt.NDArray[np.intp], int]] = {}
-        self._empty = np.empty(0, dtype=np.intp)
-
-    def _word(self, token: str) -> tuple[int, npt.NDArray[np.intp], int]:
-        cache = self._cache
-        if len(cache) >= _WORD_CACHE_LIMIT:
-            cache.clear()
-        keys = self._char_keys
-        columns = self._empty
-        if keys.size:
-            hashes = _char_hashes(token)
-            position = np.searchsorted(keys, hashes)
-            position[position >= keys.size] = 0
-            columns = (position[keys[position] == hashes] + self._split).astype(np.intp)
-        entry = cache[token] = (zlib.crc32(token.encode()), columns, int(columns.size))
-        return entry
-
-    def decision(self, tokens: Tokens) -> npt.NDArray[np.float64]:
-        if not tokens.words:
-            return self._bias.copy()
-        cache = self._cache
-        parts, repeats, lengths = [], [], []
-        for token, seen in tokens.counts.items():
-            entry = cache.get(token) or self._word(token)
-            parts.append(entry[1])
-            repeats.append(seen)
-            lengths.append(entry[2])
-        crcs = np.array([cache[token][0] for token in tokens.words], dtype=np.uint64)
-        hashes = _ngrams(crcs)
-        keys = self._word_keys
-        if keys.size:
-            position = np.searchsorted(keys, hashes)
-            position[position >= keys.size] = 0
-            word_columns = position[np.take(keys, position) == hashes]
-        else:
-            word_columns = self._empty
-        columns = np.concatenate((word_columns, *parts))
-        if columns.size == 0:
-            return self._bias.copy()
-        occurrences = np.concatenate(
-            (np.ones(word_columns.size), np.repeat(np.array(repeats, dtype=np.float64), lengths))
+        # Columns: [word block scores | char block scores | word square | char square].
+        table = np.zeros((words + ngrams + _NOVEL_WORD_CACHE, 2 * classes + 2))
+        word_idf = vocabulary.word_idf.astype(np.float64)
+        table[:words, :classes] = weights[:words] * word_idf[:, None]
+        table[:words, 2 * classes] = word_idf**2
+        per_word = vocabulary._char_vectors(vocabulary.words, self._char_columns)
+        table[:words, classes : 2 * classes] = per_word @ char_weights
+        squares = per_word.multiply(per_word).sum(axis=1)
+        table[:words, 2 * classes + 1] = np.asarray(squares).ravel()
+        ngram_idf = vocabulary.ngram_idf.astype(np.float64)
+        table[words : words + ngrams, :classes] = (
+            weights[words : words + ngrams] * ngram_idf[:, None]
         )
-        # Counting over the whole vocabulary beats sorting unless the vocabulary is huge.
-        # (`(dense != 0).nonzero()` is several times faster than `flatnonzero` on floats.)
-        if columns.size * 64 >= self._size:
-            dense = np.bincount(columns, weights=occurrences, minlength=self._size)
-            distinct = (dense != 0).nonzero()[0]
-            counts = np.take(dense, distinct)
-        else:
-            distinct, counts = _sum_by_column(columns, occurrences)
-        values = _sublinear(counts) * np.take(self._idf, distinct)
-        split = int(np.searchsorted(distinct, self._split))
-        # Each block is L2-normalised on its own, as in training.
-        word_norm = float(np.sqrt(values[:split] @ values[:split]))
-        char_norm = float(np.sqrt(values[split:] @ values[split:]))
-        if word_norm > 0:
-            values[:split] /= word_norm
-        if char_norm > 0:
-            values[split:] /= char_norm
-        # `np.take` gathers rows several times faster than fancy indexing.
-        rows = np.take(self._weights, distinct, axis=0)
-        return np.asarray(values.astype(np.float32) @ rows + self._bias)
+        table[words : words + ngrams, 2 * classes] = ngram_idf**2
+        self._table = table
+        self._novel_start = self._used = words + ngrams
+        # Row of each word: its vocabulary id (which n-gram keys use), or a row past the
+        # n-grams for a word never seen (whose n-grams are unknown: the sentinel id).
+        self._slots: dict[str, int] = {word: i for i, word in enumerate(vocabulary.words)}
 
+    def _novel(self, word: str) -> int:
+        """Cache the char-block scores of a word training never saw (no unigram, no n-grams)."""
+        if self._used >= self._table.shape[0]:
+            start = self._novel_start
+            self._slots = {w: slot for w, slot in self._slots.items() if slot < start}
+            self._used = start
+        lookup = self._char_columns.get
+        columns = [column for column in map(lookup, char_ngrams(word)) if column is not None]
+        row = self._table[self._used]
+        row[:] = 0.0
+        if columns:
+            classes = self._classes
+            row[classes : 2 * classes] = np.take(self._char_weights, columns, axis=0).sum(axis=0)
+            if len(set(columns)) == len(columns):
+                row[2 * classes + 1] = float(np.square(np.take(self._char_idf, columns)).sum())
+            else:
+                counted = Counter(columns)
+                values = np.fromiter(counted.values(), dtype=np.float64)
+                values *= np.take(self._char_idf, list(counted))
+                row[2 * classes + 1] = float(values @ values)
+        slot = self._slots[word] = self._used
+        self._used += 1
+        return slot
 
-# 1 + log(count) for the counts a message has, looked up rather than computed.
-_SUBLINEAR = 1.0 + np.log(np.arange(1, 1025, dtype=np.float64))
-_SUBLINEAR = np.concatenate(([0.0], _SUBLINEAR))
-
-
-def _sublinear(counts: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """1 + log(count), elementwise, for positive whole counts (occurrences of n-grams)."""
-    if counts.size and float(counts.max()) < _SUBLINEAR.size - 1:
-        return np.take(_SUBLINEAR, counts.astype(np.intp))
-    return np.asarray(1.0 + np.log(counts))
-
-
-def _sum_by_column(
-    columns: npt.NDArray[np.intp], weights: npt.NDArray[Any]
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[Any]]:
-    """Distinct columns (sorted) and the summed weights of each; sorts instead of `np.unique`,
-    whose overhead dominates for a few thousand entries."""
-    order = np.argsort(columns, kind="stable")
-    ordered = columns[order]
-    starts = np.empty(ordered.size, dtype=bool)
-    starts[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
-    first = starts.nonzero()[0]
-    return ordered[first], np.add.reduceat(weights[order], first)
+    def decision(self, tokens: Tokens) -> F64:
+        counts = tokens.counts
+        if not counts:
+            return self._bias.copy()
+        lookup = self._slots.get
+        # Table rows: a list of ints, then an array once n-gram rows join.
+        rows: Any = list(map(lookup, counts))
+        if None in rows:
+            rows = [
+                row if row is not None else self._novel(word)
+                for word, row in zip(counts, rows, strict=True)
+            ]
+        words = tokens.words
+        seen = np.array(list(counts.values()))
+        # Counts never exceed the number of words: the table covers them when it is shorter.
+        weight = np.take(_SUBLINEAR, seen) if len(words) < _SUBLINEAR.size else 1 + np.log(seen)
+        if len(words) > 1:
+            ids = np.fromiter(map(lookup, words), dtype=np.int64, count=len(words))
+            # Rows past the vocabulary are words never seen: the sentinel id.
+            np.minimum(ids, self._vocabulary_size, out=ids)
+            keys = _ngram_keys(ids, self._vocabulary_size)
+            position = np.searchsorted(self._ngram_keys, keys)
+            found = position[np.take(self._ngram_keys, position) == keys]
+            if found.size:
+                found.sort()
+                fresh = np.empty(found.size, dtype=bool)
+                fresh[0] = True
+                np.not_equal(found[1:], found[:-1], out=fresh[1:])
+                found = found[fresh] + self._vocabulary_size
+                rows = np.concatenate((np.asarray(rows), found))
+                weight = np.concatenate((weight, np.ones(found.size)))
+        # One product gives both blocks' scores and squared norms.
+        summed = np.array((weight, weight * weight)) @ np.take(self._table, rows, axis=0)
+        classes = self._classes
+        result = self._bias.copy()
+        word_squared, char_squared = summed[1, 2 * classes :]
+        if word_squared > 0:
+            result += summed[0, :classes] / math.sqrt(word_squared)
+        if char_squared > 0:
+            result += summed[0, classes : 2 * classes] / math.sqrt(char_squared)
+        return result

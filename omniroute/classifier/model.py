@@ -1,4 +1,4 @@
-"""The statistical category model: hashed TF-IDF n-grams, a linear SVM, softmax calibration.
+"""The statistical category model: TF-IDF word and char n-grams, a linear SVM, softmax calibration.
 
 Saved as `model.npz` (plain numpy arrays, loaded with allow_pickle=False) plus `model.json`,
 a format we own, so a model trained with one scikit-learn release loads under any other:
@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
-from omniroute.classifier.features import MAX_CHARS, Grams, Scorer, Vectoriser, extract
+from omniroute.classifier.features import MAX_CHARS, Scorer, Vocabulary
 from omniroute.classifier.taxonomy import UNKNOWN, Taxonomy
 from omniroute.classifier.text import Tokens
 from omniroute.shared.settings import ClassifierSettings
@@ -26,7 +26,8 @@ from omniroute.shared.settings import ClassifierSettings
 log = structlog.get_logger(__name__)
 
 FORMAT = "omniroute-textmodel"
-FORMAT_VERSION = 1
+# 2: a vocabulary of strings (words, word n-grams by word ids, char n-grams) instead of hashes.
+FORMAT_VERSION = 2
 DEFAULT_EXAMPLES = "examples.jsonl"
 # Labels meaning "none of the categories": left out of training, never predicted. Rejection
 # comes from the confidence threshold, which training recommends from held-out in-scope rows
@@ -57,7 +58,7 @@ def training_steps(rows: int) -> int:
 @dataclass
 class TextModel:
     labels: list[str]
-    vectoriser: Vectoriser
+    vocabulary: Vocabulary
     weights: npt.NDArray[np.float32]  # (features, classes)
     bias: npt.NDArray[np.float32]  # (classes,)
     scale: float  # softmax temperature fitted on held-out data
@@ -71,7 +72,7 @@ class TextModel:
         return float(value) if value is not None else None
 
     def __post_init__(self) -> None:
-        self._scorer = Scorer(self.vectoriser, self.weights, self.bias)
+        self._scorer = Scorer(self.vocabulary, self.weights, self.bias)
 
     def decision(self, text: str, tokens: Tokens | None = None) -> npt.NDArray[np.float64]:
         view = tokens if tokens is not None else Tokens.of(text[:MAX_CHARS])
@@ -90,14 +91,12 @@ class TextModel:
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(
-            directory / "model.npz",
-            keys=self.vectoriser.keys,
-            idf=self.vectoriser.idf,
-            block=self.vectoriser.block,
-            weights=self.weights,
-            bias=self.bias,
-        )
+        arrays: dict[str, Any] = {
+            **self.vocabulary.arrays(),
+            "weights": self.weights,
+            "bias": self.bias,
+        }
+        np.savez_compressed(directory / "model.npz", **arrays)
         meta = {
             **self.meta,
             "format": FORMAT,
@@ -128,16 +127,15 @@ def load_model(directory: Path) -> TextModel:
         raise ModelError(f"{directory} has no model.json and model.npz; train one first")
     meta = json.loads(meta_path.read_text())
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-        raise ModelError(f"{directory} holds an unsupported model format")
+        raise ModelError(f"{directory} holds an unsupported model format; train it again")
     with np.load(arrays_path, allow_pickle=False) as arrays:
-        vectoriser = Vectoriser(arrays["keys"], arrays["idf"], arrays["block"])
-        # Vectoriser sorted its keys; the weight rows were saved in that same sorted order.
+        vocabulary = Vocabulary.from_arrays(arrays)
         weights = arrays["weights"].astype(np.float32)
         bias = arrays["bias"].astype(np.float32)
     labels = [str(label) for label in meta["labels"]]
     log.info("classifier.model.loaded", model_id=meta["model_id"], labels=len(labels))
     return TextModel(
-        labels, vectoriser, weights, bias, float(meta["scale"]), meta["model_id"], meta
+        labels, vocabulary, weights, bias, float(meta["scale"]), meta["model_id"], meta
     )
 
 
@@ -172,16 +170,15 @@ def train_model(
     recommend_threshold: bool = True,
 ) -> TextModel:
     """Fit on in-scope rows; out-of-scope rows (`unknown`, `oos`) are counted, not learnt."""
-    from scipy.sparse import csr_matrix
     from sklearn.svm import LinearSVC
 
     if len(texts) != len(labels):
         raise ValueError("texts and labels differ in length")
     if progress is not None:
         progress.set_description("features")
-    grams: list[Grams] = []
+    tokenised: list[Sequence[str]] = []
     for start in range(0, len(texts), 500):
-        grams.extend(extract(text) for text in texts[start : start + 500])
+        tokenised.extend(Tokens.of(text[:MAX_CHARS]).words for text in texts[start : start + 500])
         if progress is not None:
             progress.update(len(texts[start : start + 500]))
     in_scope = np.array([label not in OUT_OF_SCOPE_LABELS for label in labels])
@@ -190,16 +187,11 @@ def train_model(
         raise ValueError("training needs at least two categories")
     index = {label: i for i, label in enumerate(classes)}
     y_all = np.array([index.get(label, -1) for label in labels])
-    docs = [g for g, keep in zip(grams, in_scope, strict=True) if keep]
+    docs = [doc for doc, keep in zip(tokenised, in_scope, strict=True) if keep]
     y = y_all[in_scope]
 
-    vectoriser = Vectoriser.fit(docs, min_df=min_df)
-    data, indices, indptr = vectoriser.transform(docs)
-    # liblinear works on float64 with int32 indices; converting once saves a copy per fit.
-    x = csr_matrix(
-        (data.astype(np.float64), indices.astype(np.int32), indptr.astype(np.int32)),
-        shape=(len(docs), vectoriser.size),
-    )
+    vocabulary = Vocabulary.fit(docs, min_df=min_df)
+    x = vocabulary.transform(docs)
 
     def fit(rows: npt.NDArray[np.intp] | None) -> tuple[Any, Any]:
         # Balanced class weights: intents are rarely as uneven in production (or in a test
@@ -222,14 +214,8 @@ def train_model(
     if progress is not None:
         progress.set_description("calibrating")
     if calibrate and len(docs) >= 40:
-        outside = [g for g, keep in zip(grams, in_scope, strict=True) if not keep]
-        x_out = None
-        if outside:
-            o_data, o_indices, o_indptr = vectoriser.transform(outside)
-            x_out = csr_matrix(
-                (o_data.astype(np.float64), o_indices, o_indptr),
-                shape=(len(outside), vectoriser.size),
-            )
+        outside = [doc for doc, keep in zip(tokenised, in_scope, strict=True) if not keep]
+        x_out = vocabulary.transform(outside) if outside else None
         scale, threshold = _calibrate(x, y, fit, seed, x_out, recommend_threshold)
     if progress is not None:
         progress.update(len(texts))
@@ -237,18 +223,18 @@ def train_model(
     weights, bias = fit(None)
     if progress is not None:
         progress.update(len(texts))
-    model_id = _model_id(vectoriser.keys, weights)
+    model_id = _model_id(vocabulary, weights)
     meta = {
         "train_rows": int(len(docs)),
         "out_of_scope_rows": int((~in_scope).sum()),
-        "features": vectoriser.size,
+        "features": vocabulary.size,
         "c": c,
         "balanced": balanced,
     }
     if threshold is not None:
         # Recommended abstention threshold, chosen on held-out in-scope and out-of-scope rows.
         meta["threshold"] = threshold
-    return TextModel(classes, vectoriser, weights, bias, scale, model_id, meta)
+    return TextModel(classes, vocabulary, weights, bias, scale, model_id, meta)
 
 
 def _calibrate(
@@ -326,9 +312,11 @@ def _softmax(z: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
     return np.asarray(exp / exp.sum())
 
 
-def _model_id(keys: npt.NDArray[np.uint64], weights: npt.NDArray[np.float32]) -> str:
+def _model_id(vocabulary: Vocabulary, weights: npt.NDArray[np.float32]) -> str:
     import hashlib
 
-    digest = hashlib.sha256(keys.tobytes())
+    digest = hashlib.sha256()
+    for array in vocabulary.arrays().values():
+        digest.update(np.ascontiguousarray(array).tobytes())
     digest.update(np.ascontiguousarray(weights).tobytes())
     return digest.hexdigest()[:12]

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omniroute.classifier.features import extract
+from omniroute.classifier.features import Vocabulary, char_ngrams
 from omniroute.classifier.model import ModelError, load_default_model, load_model, train_model
 from omniroute.classifier.taxonomy import Taxonomy
+from omniroute.classifier.text import Tokens
 from omniroute.classifier.training import evaluate, load_dataset
 
 TOY = {
@@ -96,14 +97,39 @@ class TestPersistence:
 
 
 class TestFeatures:
-    def test_cached_path_matches_the_training_path(self) -> None:
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "Where is my package? The courier said it was delivered, it was NOT delivered!",
+            # Repeated words and n-grams, and words training never saw.
+            "my package my package my package, parcel zq81x never came zq81x",
+            "zebra",
+            "",
+        ],
+    )
+    def test_cached_scores_match_the_training_rows(self, text: str) -> None:
         model = train_model(*toy_rows())
-        text = "Where is my package? The courier said it was delivered, it was NOT delivered!"
-        fast_cols, fast_vals = model.vectoriser.transform_text(text)
-        cols, vals = model.vectoriser.transform_one(extract(text))
-        order, fast_order = np.argsort(cols), np.argsort(fast_cols)
-        assert np.array_equal(cols[order], fast_cols[fast_order])
-        assert np.allclose(vals[order], fast_vals[fast_order])
+        tokens = Tokens.of(text)
+        row = model.vocabulary.transform([tokens.words])
+        expected = np.asarray(row @ model.weights.astype(np.float64)).ravel() + model.bias
+        # Twice: the second time from the per-word cache.
+        for _ in range(2):
+            assert np.allclose(model.decision(text), expected, atol=1e-9)
+
+    def test_char_ngrams_stay_inside_the_word(self) -> None:
+        grams = char_ngrams("card")
+        assert {"c", " c", " ca", "card ", " card"} <= set(grams)
+        assert " " not in grams
+        assert all(gram.strip() and " " not in gram.strip() for gram in grams)
+        assert len(grams) == 4 + 5 + 4 + 3 + 2
+
+    def test_vocabulary_round_trips_through_plain_arrays(self) -> None:
+        vocabulary = Vocabulary.fit([["where", "is", "my", "card"], ["my", "card", "is", "late"]])
+        again = Vocabulary.from_arrays(vocabulary.arrays())
+        assert again.words == vocabulary.words
+        assert again.chars == vocabulary.chars
+        assert np.array_equal(again.ngram_keys, vocabulary.ngram_keys)
+        assert all(array.dtype != object for array in vocabulary.arrays().values())
 
 
 class TestDefaultModel:
