@@ -42,6 +42,10 @@ FETCH_TIMEOUT_MS = 500
 MAX_RECORDS_PER_FETCH = 200
 REASON_MAX_CHARS = 500
 CONSUMER_START_TIMEOUT_SECONDS = 30.0
+COMMIT_INTERVAL_SECONDS = 0.2
+# How long the broker may hold a fetch that has nothing yet: also how soon a partition resumed
+# after its worker finished is fetched again.
+FETCH_MAX_WAIT_MS = 100
 NOT_ALLOWED_ERRNOS = (TopicAuthorizationFailedError.errno, ClusterAuthorizationFailedError.errno)
 # Header names on dead-lettered messages; the original headers are kept beside them.
 DLQ_HEADERS = (
@@ -410,6 +414,7 @@ class _Consumer:
         self.assigned: set[TopicPartition] = set()
         self._workers: dict[TopicPartition, asyncio.Task[None]] = {}
         self._commit_lock = asyncio.Lock()
+        self._progress = asyncio.Event()  # set when a worker finished records
         self._log = log.bind(topic=sub.topic, group=sub.group)
 
     async def run(self) -> None:
@@ -446,6 +451,7 @@ class _Consumer:
             group_id=self._sub.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             session_timeout_ms=self._bus._session_timeout_ms,
             heartbeat_interval_ms=max(100, self._bus._session_timeout_ms // 3),
         )
@@ -453,6 +459,7 @@ class _Consumer:
         return consumer
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        committer = asyncio.create_task(self._commit_continually(consumer))
         try:
             while not self._stopping.is_set:
                 self._reap()
@@ -462,13 +469,15 @@ class _Consumer:
                 self._reap()
                 for tp, records in batch.items():
                     self._dispatch(consumer, tp, records)
-                await self.commit(consumer)
+                if committer.done():
+                    committer.result()  # it failed: start over with a fresh consumer
         except BaseException:
             # Cancelled (the stop grace ran out) or broken: do not wait for the handlers.
             for task in self._workers.values():
                 task.cancel()
             raise
         finally:
+            committer.cancel()
             # On a plain stop each worker ends after the record in hand; if this wait is
             # cancelled, gather cancels the workers too.
             workers = list(self._workers.values())
@@ -477,6 +486,15 @@ class _Consumer:
                     await asyncio.gather(*workers, return_exceptions=True)
             finally:
                 self._workers.clear()
+
+    async def _commit_continually(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit what the workers finished, beside the fetch loop: a broker slow to answer a
+        commit (Tansu took seconds under load) must not hold up the next fetch."""
+        while True:
+            await self._progress.wait()
+            self._progress.clear()
+            await self.commit(consumer)
+            await asyncio.sleep(COMMIT_INTERVAL_SECONDS)  # many finished batches, one commit
 
     def _dispatch(
         self,
@@ -521,6 +539,7 @@ class _Consumer:
                 return
             if len(chunk) > 1 and await self._handle_batch(chunk):
                 self._done[tp] = chunk[-1].offset + 1
+                self._progress.set()
                 continue
             for record in chunk:
                 if self._stopping.is_set or tp in self._revoking:
@@ -528,6 +547,7 @@ class _Consumer:
                 if not await self._handle(record):
                     return
                 self._done[tp] = record.offset + 1
+                self._progress.set()
         if tp in consumer.assignment() and tp not in self._revoking:
             consumer.resume(tp)
 
