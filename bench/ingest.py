@@ -351,10 +351,12 @@ async def _e2e(args: argparse.Namespace) -> dict[str, Any]:
             httpx.AsyncClient(base_url=args.router, headers=auth, timeout=60) as acceptor,
         ):
             try:
+                newest: dict[str, str] = {}  # the newest offer seen: wait for newer ones only
                 while not stop.is_set():
                     try:
                         response = await client.get(
-                            f"/v1/agents/{agent_id}/offers", params={"wait": 10}
+                            f"/v1/agents/{agent_id}/offers",
+                            params={"wait": 10, **({"after": newest["id"]} if newest else {})},
                         )
                     except httpx.TransportError:
                         # A kept-alive connection the server closed as it was reused: a
@@ -368,6 +370,8 @@ async def _e2e(args: argparse.Namespace) -> dict[str, Any]:
                         offered.add(offer["id"])
                         seen.setdefault(offer["conversation_id"], now)
                         progress.set()
+                        if not newest or offer["created_at"] > newest["created_at"]:
+                            newest = offer
                     # Accept what was offered, as an agent would, while the desktop keeps
                     # polling: a desktop shows new offers whatever the agent is clicking.
                     accepting.difference_update([t for t in accepting if t.done()])

@@ -158,8 +158,8 @@ async def router(
         principal = Principal(role=Role.AGENT, agent_id=agent_id)
         while True:
             await runtime.notifier.wait(agent_id, 0.2)
-            async with runtime.uow() as uow:
-                offers = await pending_offers(uow, agent_id)
+            async with runtime.sessions() as session:
+                offers = await pending_offers(session, agent_id)
             for offer in offers:
                 async with runtime.uow() as uow:
                     await accept(uow, principal, offer.id)

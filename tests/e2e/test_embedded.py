@@ -237,6 +237,48 @@ class TestEveryChannelEndToEnd:
         assert conversation["message_count"] == 1
 
 
+class TestLongPoll:
+    async def test_after_waits_for_an_offer_newer_than_the_desktops_newest(
+        self, embedded: Embedded
+    ) -> None:
+        agent = await embedded.create_agent("Gen", {s: 3 for s in ALL_SKILLS}, capacity={"chat": 5})
+        headers = await embedded.key("agent", agent)
+        ingest = await embedded.key("ingest")
+
+        async def chat(session: str) -> None:
+            response = await embedded.client.post(
+                "/v1/channels/chat",
+                json={
+                    "session_id": session,
+                    "visitor": {"id": session, "name": "Tom"},
+                    "text": "Hi, where is my order?",
+                    "message_id": f"{session}-1",
+                },
+                headers=ingest,
+            )
+            assert response.status_code == 202, response.text
+
+        await chat("first")
+        [first] = await embedded.offers(agent, headers, wait=15)
+
+        async def second_later() -> None:
+            await asyncio.sleep(0.3)
+            await chat("second")
+
+        later = asyncio.create_task(second_later())
+        # Without `after` this would answer at once with the first offer alone.
+        response = await embedded.client.get(
+            f"/v1/agents/{agent}/offers",
+            params={"wait": 15, "after": first["id"]},
+            headers=headers,
+        )
+        await later
+        assert response.status_code == 200, response.text
+        offers = response.json()["offers"]
+        assert len(offers) == 2
+        assert first["id"] in [offer["id"] for offer in offers]
+
+
 class TestOfferExpiry:
     @pytest.fixture
     def offer_timeout(self) -> float:

@@ -227,7 +227,7 @@ class TestLookup:
         customer_id = await customer_of(runtime, outcome.conversation_id)
         await runtime.dispatch_once()
         async with runtime.uow() as uow:
-            [offer] = await offers.pending_offers(uow, holder.id)
+            [offer] = await offers.pending_offers(uow.session, holder.id)
             await offers.accept(uow, Principal(role=Role.AGENT, agent_id=holder.id), offer.id)
         async with runtime.sessions() as session:
             seen = await customers.readable_customer(
@@ -319,7 +319,7 @@ class TestThreading:
         assert (outcome.queued, outcome.conversation_id) == (True, first.conversation_id)
         await runtime.dispatch_once()
         async with runtime.uow() as uow:
-            [again] = await offers.pending_offers(uow, offer.agent_id)
+            [again] = await offers.pending_offers(uow.session, offer.agent_id)
         assert again.conversation_id == first.conversation_id
 
 
@@ -407,7 +407,7 @@ class TestErasure:
         await runtime.dispatch_once()
         holder = Principal(role=Role.AGENT, agent_id=agent.id)
         async with runtime.uow() as uow:
-            for offer in await offers.pending_offers(uow, agent.id):
+            for offer in await offers.pending_offers(uow.session, agent.id):
                 await offers.accept(uow, holder, offer.id)
         async with runtime.uow() as uow:
             await conversations.complete(uow, holder, mail.conversation_id)
@@ -495,7 +495,7 @@ class TestErasure:
         call = await route(runtime, call_from("+34600555444", email="ana@example.com"))
         await runtime.dispatch_once()
         async with runtime.uow() as uow:
-            [offer, *_] = await offers.pending_offers(uow, agent.id)
+            [offer, *_] = await offers.pending_offers(uow.session, agent.id)
             await offers.accept(uow, Principal(role=Role.AGENT, agent_id=agent.id), offer.id)
         customer_id = await customer_of(runtime, mail.conversation_id)
         async with runtime.uow() as uow:

@@ -63,7 +63,7 @@ async def notices(runtime: RouterRuntime, conversation_id: uuid.UUID) -> list[No
 async def accept_all(runtime: RouterRuntime, agent: Agent) -> None:
     await runtime.dispatch_once()
     async with runtime.uow() as uow:
-        for offer in await offers.pending_offers(uow, agent.id):
+        for offer in await offers.pending_offers(uow.session, agent.id):
             await offers.accept(uow, Principal(role=Role.AGENT, agent_id=agent.id), offer.id)
 
 

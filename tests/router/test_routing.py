@@ -47,7 +47,7 @@ async def route(runtime: RouterRuntime, contact: ClassifiedContact) -> None:
 
 async def pending(runtime: RouterRuntime, agent: Agent) -> list[Offer]:
     async with runtime.uow() as uow:
-        return await offers.pending_offers(uow, agent.id)
+        return await offers.pending_offers(uow.session, agent.id)
 
 
 def as_agent(agent: Agent) -> Principal:
@@ -185,7 +185,7 @@ class TestOffers:
         # Back in the queue, not re-offered at once to the agent who let it lapse.
         assert (await conversation(runtime, contact.contact.conversation_id)).status == "waiting"
         async with runtime.uow() as uow:
-            with_expired = await offers.pending_offers(uow, agent.id)
+            with_expired = await offers.pending_offers(uow.session, agent.id)
             assert with_expired == []
             other = await create_agent(uow, name="other")
         await runtime.dispatch_once()

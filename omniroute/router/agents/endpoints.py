@@ -17,7 +17,7 @@ from omniroute.router.agents.schemas import (
     OffersPage,
 )
 from omniroute.router.dependencies import AgentOrSupervisor, RuntimeDep, Supervisor
-from omniroute.router.models import Agent
+from omniroute.router.models import Agent, Offer
 from omniroute.router.offers.service import pending_offers
 from omniroute.shared.auth import Principal, Role
 from omniroute.shared.errors import Forbidden, NotFound
@@ -76,22 +76,29 @@ async def update_agent(
     "/{agent_id}/offers",
     summary="Pending offers of an agent (long-poll)",
     description="With `wait`, answers as soon as an offer exists, or after `wait` seconds "
-    "with an empty list.",
+    "with an empty list. With `after` (the newest offer id the desktop already has), it waits "
+    "for an offer newer than that one instead; the answer always lists every pending offer.",
 )
 async def poll_offers(
     agent_id: uuid.UUID,
     runtime: RuntimeDep,
     principal: AgentOrSupervisor,
     wait: float = Query(default=0, ge=0, le=300),
+    after: uuid.UUID | None = Query(default=None),
 ) -> OffersPage:
     _ensure_may_act(principal, agent_id)
     deadline = time.monotonic() + min(wait, runtime.settings.long_poll_max_seconds)
     async with runtime.sessions() as session:
         await service.get_agent(session, agent_id)
+        seen = await session.get(Offer, after) if after is not None else None
+    # Offers of one dispatch pass share their creation time and commit together, so a desktop
+    # that has one of them has them all: newer means created later.
+    cutoff = seen.created_at if seen is not None and seen.agent_id == agent_id else None
     while True:
-        async with runtime.uow() as uow:
-            offers = await pending_offers(uow, agent_id)
+        async with runtime.sessions() as session:
+            offers = await pending_offers(session, agent_id)
         remaining = deadline - time.monotonic()
-        if offers or remaining <= 0:
+        fresh = offers if cutoff is None else [o for o in offers if o.created_at > cutoff]
+        if fresh or remaining <= 0:
             return OffersPage(offers=[OfferRead.model_validate(offer) for offer in offers])
         await runtime.notifier.wait(agent_id, min(remaining, POLL_RECHECK_SECONDS))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from omniroute.router.models import (
@@ -23,9 +24,10 @@ from omniroute.shared.errors import Conflict, NotFound
 from omniroute.shared.events import RoutingEventType, utcnow
 
 
-async def pending_offers(uow: UnitOfWork, agent_id: uuid.UUID) -> list[Offer]:
+async def pending_offers(session: AsyncSession, agent_id: uuid.UUID) -> list[Offer]:
+    """A read: no unit of work (on SQLite that would queue every poll behind the writers)."""
     now = utcnow()
-    rows = await uow.session.scalars(
+    rows = await session.scalars(
         select(Offer)
         .where(
             Offer.agent_id == agent_id,
