@@ -4,9 +4,9 @@ Two blocks, each L2-normalised on its own (TF-IDF weighting and per-block norms 
 linear model good at intents):
 - words: unigrams with sublinear TF (1 + log count), bigrams and trigrams present or not
   (they rarely repeat in a message, and presence spares counting them), times IDF;
-- characters: each word's character n-grams (1-5, the word padded by a space each side, as
-  scikit-learn's `char_wb`) weighted by IDF, summed over the text's distinct words, each word
-  counted sublinearly. The block is normalised by sqrt(sum over words of (a_w * |u_w|)^2), as
+- characters: each word's distinct character n-grams (1-5, the word padded by a space each
+  side, as scikit-learn's `char_wb`) weighted by IDF, summed over the text's distinct words,
+  each word counted sublinearly. The block is normalised by sqrt(sum over words of (a_w * |u_w|)^2), as
   if different words shared no n-gram, instead of by its exact norm.
 
 That choice makes the character block linear in words, so classifying caches, per distinct
@@ -44,7 +44,7 @@ CHAR_NGRAMS = (1, 5)
 # Word ids must keep trigram keys (below V^3 + V^2) inside int64.
 MAX_WORDS = 2_000_000
 # Words never seen in training whose scores are cached, beyond the vocabulary's own.
-_NOVEL_WORD_CACHE = 50_000
+NOVEL_WORD_CACHE = 50_000
 
 
 def char_ngrams(word: str) -> list[str]:
@@ -204,17 +204,23 @@ class Vocabulary:
         return position[self.ngram_keys[position] == keys]
 
     def _char_vectors(self, words: Sequence[str], columns: dict[str, int]) -> csr_matrix:
-        """Per word, its char n-gram counts times IDF (rows of a words x n-grams matrix)."""
+        """Per word, the IDFs of its distinct char n-grams (rows of a words x n-grams matrix)."""
         rows, cols = [], []
         for number, word in enumerate(words):
-            for gram in char_ngrams(word):
-                column = columns.get(gram)
-                if column is not None:
-                    rows.append(number)
-                    cols.append(column)
-        counts = csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(words), len(self.chars)))
-        counts.sum_duplicates()
-        return (counts @ diags(self.char_idf.astype(np.float64))).tocsr()
+            found = _char_columns(word, columns)
+            rows.extend([number] * len(found))
+            cols.extend(found)
+        return csr_matrix(
+            (self.char_idf[cols].astype(np.float64), (rows, cols)),
+            shape=(len(words), len(self.chars)),
+        )
+
+
+def _char_columns(word: str, columns: dict[str, int]) -> set[int]:
+    """The vocabulary columns of a word's distinct char n-grams."""
+    found: set[int | None] = set(map(columns.get, char_ngrams(word)))
+    found.discard(None)
+    return found  # type: ignore[return-value]  # None was just discarded
 
 
 def _ids(doc: Sequence[str], ids: dict[str, int]) -> I64:
@@ -262,7 +268,13 @@ class Scorer:
     gather and one product over the rows it uses.
     """
 
-    def __init__(self, vocabulary: Vocabulary, weights: F32, bias: F32) -> None:
+    def __init__(
+        self,
+        vocabulary: Vocabulary,
+        weights: F32,
+        bias: F32,
+        novel_words: int = NOVEL_WORD_CACHE,
+    ) -> None:
         classes = int(weights.shape[1])
         words, ngrams = len(vocabulary.words), int(vocabulary.ngram_keys.size)
         self._classes = classes
@@ -271,11 +283,11 @@ class Scorer:
         self._ngram_keys = np.append(vocabulary.ngram_keys, np.iinfo(np.int64).max)
         char_weights = weights[words + ngrams :].astype(np.float64)
         self._char_columns = {gram: i for i, gram in enumerate(vocabulary.chars)}
-        self._char_weights = char_weights * vocabulary.char_idf[:, None]
-        self._char_idf = vocabulary.char_idf.astype(np.float64)
+        char_idf = vocabulary.char_idf.astype(np.float64)
+        self._chars = np.hstack((char_weights * char_idf[:, None], (char_idf**2)[:, None]))
         self._bias = bias.astype(np.float64)
         # Columns: [word block scores | char block scores | word square | char square].
-        table = np.zeros((words + ngrams + _NOVEL_WORD_CACHE, 2 * classes + 2))
+        table = np.zeros((words + ngrams + novel_words, 2 * classes + 2))
         word_idf = vocabulary.word_idf.astype(np.float64)
         table[:words, :classes] = weights[:words] * word_idf[:, None]
         table[:words, 2 * classes] = word_idf**2
@@ -294,29 +306,32 @@ class Scorer:
         # n-grams for a word never seen (whose n-grams are unknown: the sentinel id).
         self._slots: dict[str, int] = {word: i for i, word in enumerate(vocabulary.words)}
 
-    def _novel(self, word: str) -> int:
-        """Cache the char-block scores of a word training never saw (no unigram, no n-grams)."""
-        if self._used >= self._table.shape[0]:
+    def _learn(self, novel: list[str]) -> None:
+        """Fill rows for words training never saw: only their char block, which is known for
+        any word (no unigram, no n-grams). One gather and one sum for all of a message's."""
+        if self._used + len(novel) > self._table.shape[0]:
+            # Full: forget the words learnt so far (the vocabulary's rows stay).
             start = self._novel_start
             self._slots = {w: slot for w, slot in self._slots.items() if slot < start}
+            self._table[start:] = 0.0
             self._used = start
-        lookup = self._char_columns.get
-        columns = [column for column in map(lookup, char_ngrams(word)) if column is not None]
-        row = self._table[self._used]
-        row[:] = 0.0
-        if columns:
-            classes = self._classes
-            row[classes : 2 * classes] = np.take(self._char_weights, columns, axis=0).sum(axis=0)
-            if len(set(columns)) == len(columns):
-                row[2 * classes + 1] = float(np.square(np.take(self._char_idf, columns)).sum())
-            else:
-                counted = Counter(columns)
-                values = np.fromiter(counted.values(), dtype=np.float64)
-                values *= np.take(self._char_idf, list(counted))
-                row[2 * classes + 1] = float(values @ values)
-        slot = self._slots[word] = self._used
-        self._used += 1
-        return slot
+        columns: list[int] = []
+        starts, slots = [], []
+        for word in novel:
+            slot = self._slots[word] = self._used
+            self._used += 1
+            found = _char_columns(word, self._char_columns)
+            if found:
+                starts.append(len(columns))
+                slots.append(slot)
+                columns.extend(found)
+        if not columns:
+            return
+        # Rows of `_chars`: [IDF times char weights | IDF squared], summed per word.
+        sums = np.add.reduceat(np.take(self._chars, columns, axis=0), starts, axis=0)
+        classes = self._classes
+        self._table[slots, classes : 2 * classes] = sums[:, :classes]
+        self._table[slots, 2 * classes + 1] = sums[:, classes]
 
     def decision(self, tokens: Tokens) -> F64:
         counts = tokens.counts
@@ -326,10 +341,9 @@ class Scorer:
         # Table rows: a list of ints, then an array once n-gram rows join.
         rows: Any = list(map(lookup, counts))
         if None in rows:
-            rows = [
-                row if row is not None else self._novel(word)
-                for word, row in zip(counts, rows, strict=True)
-            ]
+            self._learn([word for word, row in zip(counts, rows, strict=True) if row is None])
+            lookup = self._slots.get  # learning may have started a new dictionary
+            rows = list(map(lookup, counts))
         words = tokens.words
         seen = np.array(list(counts.values()))
         # Counts never exceed the number of words: the table covers them when it is shorter.

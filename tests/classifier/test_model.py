@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omniroute.classifier.features import Vocabulary, char_ngrams
+from omniroute.classifier.features import Scorer, Vocabulary, char_ngrams
 from omniroute.classifier.model import ModelError, load_default_model, load_model, train_model
 from omniroute.classifier.taxonomy import Taxonomy
 from omniroute.classifier.text import Tokens
@@ -115,6 +115,16 @@ class TestFeatures:
         # Twice: the second time from the per-word cache.
         for _ in range(2):
             assert np.allclose(model.decision(text), expected, atol=1e-9)
+
+    def test_a_full_cache_of_unseen_words_starts_again(self) -> None:
+        model = train_model(*toy_rows())
+        scorer = Scorer(model.vocabulary, model.weights, model.bias, novel_words=4)
+        weights = model.weights.astype(np.float64)
+        for number in range(6):
+            tokens = Tokens.of(f"parcel qx{number} late zz{number} courier wq{number}")
+            row = model.vocabulary.transform([tokens.words])
+            expected = np.asarray(row @ weights).ravel() + model.bias
+            assert np.allclose(scorer.decision(tokens), expected, atol=1e-9)
 
     def test_char_ngrams_stay_inside_the_word(self) -> None:
         grams = char_ngrams("card")
