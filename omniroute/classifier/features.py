@@ -6,8 +6,8 @@ linear model good at intents):
   (they rarely repeat in a message, and presence spares counting them), times IDF;
 - characters: each word's distinct character n-grams (1-5, the word padded by a space each
   side, as scikit-learn's `char_wb`) weighted by IDF, summed over the text's distinct words,
-  each word counted sublinearly. The block is normalised by sqrt(sum over words of (a_w * |u_w|)^2), as
-  if different words shared no n-gram, instead of by its exact norm.
+  each word counted sublinearly. The block is normalised by sqrt(sum over words of
+  (a_w * |u_w|)^2), as if different words shared no n-gram, instead of by its exact norm.
 
 That choice makes the character block linear in words, so classifying caches, per distinct
 word, its character block's product with the weights: a message costs a dictionary lookup per
