@@ -205,7 +205,8 @@ class Vocabulary:
 
     def _char_vectors(self, words: Sequence[str], columns: dict[str, int]) -> csr_matrix:
         """Per word, the IDFs of its distinct char n-grams (rows of a words x n-grams matrix)."""
-        rows, cols = [], []
+        rows: list[int] = []
+        cols: list[int] = []
         for number, word in enumerate(words):
             found = _char_columns(word, columns)
             rows.extend([number] * len(found))
