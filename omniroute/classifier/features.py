@@ -47,8 +47,22 @@ MAX_WORDS = 2_000_000
 NOVEL_WORD_CACHE = 50_000
 
 
+def char_shape(word: str) -> str:
+    """The word as its char n-grams see it: every digit a 0.
+
+    Order numbers, amounts and references then share n-grams ("0000"), and the words training
+    never saw that differ only in their digits share one cached row when classifying.
+    """
+    return word.translate(_DIGITS_AS_ZERO)
+
+
+_DIGITS_AS_ZERO = str.maketrans("123456789", "000000000")
+
+
 def char_ngrams(word: str) -> list[str]:
-    """The word's character n-grams, padded by a space each side; the lone spaces left out."""
+    """The character n-grams of the word's shape, padded by a space each side; the lone spaces
+    left out."""
+    word = char_shape(word)
     padded = f" {word} "
     low, high = CHAR_NGRAMS
     grams = list(word) if low == 1 else []
@@ -306,6 +320,8 @@ class Scorer:
         # Row of each word: its vocabulary id (which n-gram keys use), or a row past the
         # n-grams for a word never seen (whose n-grams are unknown: the sentinel id).
         self._slots: dict[str, int] = {word: i for i, word in enumerate(vocabulary.words)}
+        # Row of each shape (see `char_shape`) of the words never seen.
+        self._shapes: dict[str, int] = {}
 
     def _learn(self, novel: list[str]) -> None:
         """Fill rows for words training never saw: only their char block, which is known for
@@ -314,12 +330,19 @@ class Scorer:
             # Full: forget the words learnt so far (the vocabulary's rows stay).
             start = self._novel_start
             self._slots = {w: slot for w, slot in self._slots.items() if slot < start}
+            self._shapes.clear()
             self._table[start:] = 0.0
             self._used = start
         columns: list[int] = []
         starts, slots = [], []
         for word in novel:
-            slot = self._slots[word] = self._used
+            shape = char_shape(word)
+            known = self._shapes.get(shape)
+            if known is not None:
+                # Its row holds only char-block scores, which depend on the shape alone.
+                self._slots[word] = known
+                continue
+            slot = self._slots[word] = self._shapes[shape] = self._used
             self._used += 1
             found = _char_columns(word, self._char_columns)
             if found:
