@@ -21,7 +21,7 @@ from omniroute.classifier.pii import ALL_KINDS, PiiRedactor
 from omniroute.classifier.priority import prioritise
 from omniroute.classifier.sla import SlaBook
 from omniroute.classifier.taxonomy import UNKNOWN, Taxonomy
-from omniroute.classifier.text import Tokens
+from omniroute.classifier.text import PhraseIndex, Tokens
 from omniroute.shared.events import (
     CategoryResult,
     Channel,
@@ -81,6 +81,19 @@ class Classifier:
         self.threshold = abstention_threshold(settings, self.model)
         self.languages = LanguageIdentifier()
         self.redactor = PiiRedactor(redact)
+        # Per language, the phrases every signal looks for, so that one pass over a contact's
+        # words finds them all (languages without keywords of their own share "*").
+        self.phrases = {
+            language: PhraseIndex(
+                [
+                    sentiment_mod.PHRASES,
+                    urgency_mod.MATCHER,
+                    spam_mod.MATCHER,
+                    *self.taxonomy.matchers(language),
+                ]
+            )
+            for language in self.taxonomy.languages | {"*"}
+        }
         model_id = self.model.model_id if self.model is not None else "rules"
         self.version = f"omniroute-classifier/{__version__}+{self.taxonomy.id}.{model_id}"
         self._warm_up()
@@ -116,6 +129,7 @@ class Classifier:
         tokens = Tokens.of(head)
 
         language = self.languages.identify(head, tokens, contact.customer.language)
+        tokens.share_phrases(self.phrases.get(language.code) or self.phrases["*"])
         reasons.append(
             Reason(
                 signal="language",

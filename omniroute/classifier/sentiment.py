@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
+from typing import cast
 
 from omniroute.classifier.text import PhraseMatcher, Tokens, as_tokens
 from omniroute.shared.events import Sentiment
@@ -118,7 +120,8 @@ _INTENSIFIERS = frozenset(
 _POS_WORDS = frozenset(w.replace("_", " ") for w in _POSITIVE.split())
 _NEG_WORDS = frozenset(_NEGATIVE.split())
 _INSULT_WORDS = frozenset(_INSULTS.split())
-_POSITIVE_WORD, _NEGATIVE_WORD, _INSULT, _COURTESY_KIND, _INTENSIFIER, _NEGATOR = range(6)
+# From 1, so that a word's kind is truthy and None (not in the lexicon) is not.
+_POSITIVE_WORD, _NEGATIVE_WORD, _INSULT, _COURTESY_KIND, _INTENSIFIER, _NEGATOR = range(1, 7)
 # One lookup per token; later kinds win, so a negator is never read as a negative word.
 _LEXICON: dict[str, int] = {}
 for _kind, _words in (
@@ -269,7 +272,7 @@ _EXASPERATION = (
     "never again",
     "worst",
 )
-_PHRASES = PhraseMatcher(
+PHRASES = PhraseMatcher(
     {
         "threat": _THREATS,
         "negative": _NEGATIVE_PHRASES,
@@ -327,10 +330,12 @@ def analyse(text: str, tokens: Tokens | Sequence[str]) -> SentimentAnalysis:
                 insults += seen
                 neg += 1.5 * seen
     else:
-        positions = view.positions()
-        ordered = sorted((index, kinds[token]) for token in hits for index in positions[token])
+        # The kind of every word in order (C loops), walked only where a word has one.
+        by_word = list(map(_LEXICON.get, view.words))
         negate_until = boosted = -1
-        for index, kind in ordered:
+        # compress drops the words out of the lexicon (None), so every kind left is an int.
+        walked = cast(Iterable[tuple[int, int]], compress(enumerate(by_word), by_word))
+        for index, kind in walked:
             if kind == _NEGATOR:
                 negate_until = index + 3
                 continue
@@ -357,7 +362,7 @@ def analyse(text: str, tokens: Tokens | Sequence[str]) -> SentimentAnalysis:
                 neg += weight
 
     raw = text[:_SCAN_CHARS]
-    phrases = _PHRASES.counts(view)
+    phrases = PHRASES.counts(view)
     threat = "threat" in phrases
     exasperation = phrases.get("exasperation", 0)
     neg += 0.8 * phrases.get("negative", 0) + exasperation

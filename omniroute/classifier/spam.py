@@ -90,13 +90,13 @@ class SpamVerdict:
     score: float
 
 
-_MATCHER = PhraseMatcher({"spam": _SPAM, "phishing": _PHISHING})
+MATCHER = PhraseMatcher({"spam": _SPAM, "phishing": _PHISHING})
 
 
 def detect(raw: str, tokens: Tokens | Sequence[str]) -> SpamVerdict:
     """Heuristic score; a real customer rarely writes prize talk next to links."""
     urls = len(_URL.findall(raw[:20_000])) if ("http" in raw or "www." in raw) else 0
-    hits = _MATCHER.counts(tokens)
+    hits = MATCHER.counts(tokens)
     spam_hits, phishing_hits = hits.get("spam", 0), hits.get("phishing", 0)
     customer_tokens = len(tokens)
     score = 0.0

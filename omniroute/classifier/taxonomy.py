@@ -60,6 +60,23 @@ class Taxonomy:
     def ids(self) -> list[str]:
         return list(self.categories)
 
+    @property
+    def languages(self) -> frozenset[str]:
+        """Languages with keywords of their own; any other reads those of "*"."""
+        named = set(self._rules)
+        for category in self.categories.values():
+            named.update(category._sub_rules)
+        return frozenset(named)
+
+    def matchers(self, language: str) -> list[PhraseMatcher]:
+        """The keyword matchers `rule_hits` and `subcategory` use for the language."""
+        found = [self._rules.get(language) or self._rules["*"]]
+        for category in self.categories.values():
+            rules = category._sub_rules.get(language) or category._sub_rules.get("*")
+            if rules is not None:
+                found.append(rules)
+        return found
+
     def rule_hits(self, tokens: Tokens | Sequence[str], language: str) -> dict[str, int]:
         """Keyword and pattern hits per category for the language (all languages if unlisted)."""
         view = as_tokens(tokens)

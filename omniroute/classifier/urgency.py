@@ -122,12 +122,12 @@ class UrgencyCues:
     cancellation_threat: bool
 
 
-_MATCHER = PhraseMatcher({"urgent": _URGENT, "legal": _LEGAL, "cancel": _CANCEL})
+MATCHER = PhraseMatcher({"urgent": _URGENT, "legal": _LEGAL, "cancel": _CANCEL})
 
 
 def detect(tokens: Tokens | Sequence[str]) -> UrgencyCues:
     """`tokens` are the folded words of the customer's text."""
-    hits = _MATCHER.counts(tokens)
+    hits = MATCHER.counts(tokens)
     return UrgencyCues(
         urgent_wording="urgent" in hits,
         legal_threat="legal" in hits,

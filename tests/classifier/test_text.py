@@ -1,0 +1,51 @@
+"""Shared token views: a PhraseIndex must count exactly what each matcher counts on its own."""
+
+from __future__ import annotations
+
+import random
+
+from omniroute.classifier.text import PhraseIndex, PhraseMatcher, Tokens
+
+_WORDS = ["no", "ha", "llegado", "cobro", "cobrado", "de", "the", "order", "not", "arrived"]
+
+
+def _random_phrases(rng: random.Random) -> dict[str, list[str]]:
+    phrases: dict[str, list[str]] = {}
+    for label in ("a", "b", "c"):
+        items = []
+        for _ in range(rng.randint(1, 6)):
+            phrase = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(1, 3)))
+            if rng.random() < 0.3:
+                phrase = phrase[: max(1, len(phrase) - rng.randint(0, 3))].rstrip() + "*"
+            items.append(phrase)
+        phrases[label] = items
+    return phrases
+
+
+class TestPhraseIndex:
+    def test_counts_match_each_matcher_alone(self) -> None:
+        rng = random.Random(3)
+        for _ in range(300):
+            matchers = [PhraseMatcher(_random_phrases(rng)) for _ in range(3)]
+            index = PhraseIndex(matchers[:2])
+            text = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(0, 40)))
+            shared = Tokens.of(text)
+            shared.share_phrases(index)
+            for matcher in matchers:
+                alone = matcher.counts(Tokens.of(text))
+                # Same counts, and the same order (callers break ties by it).
+                assert list(matcher.counts(shared).items()) == list(alone.items())
+
+    def test_a_phrase_of_several_words_outranks_its_first_word(self) -> None:
+        matcher = PhraseMatcher({"late": ["no ha llegado"], "negation": ["no"]})
+        tokens = Tokens.of("No ha llegado, no.")
+        tokens.share_phrases(PhraseIndex([matcher]))
+        assert matcher.counts(tokens) == {"late": 1, "negation": 1}
+
+    def test_a_matcher_outside_the_index_counts_on_its_own(self) -> None:
+        inside = PhraseMatcher({"x": ["order"]})
+        outside = PhraseMatcher({"y": ["not arrived"]})
+        tokens = Tokens.of("The order has not arrived")
+        tokens.share_phrases(PhraseIndex([inside]))
+        assert outside.counts(tokens) == {"y": 1}
+        assert inside.counts(tokens) == {"x": 1}
