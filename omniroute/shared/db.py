@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import contextlib
+import sys
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
