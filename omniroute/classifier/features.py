@@ -390,10 +390,10 @@ class Scorer:
         # One product gives both blocks' scores and squared norms.
         summed = np.array((weight, weight * weight)) @ np.take(self._table, rows, axis=0)
         classes = self._classes
-        result = self._bias.copy()
-        word_squared, char_squared = summed[1, 2 * classes :]
-        if word_squared > 0:
-            result += summed[0, :classes] / math.sqrt(word_squared)
-        if char_squared > 0:
-            result += summed[0, classes : 2 * classes] / math.sqrt(char_squared)
-        return result
+        word_squared, char_squared = summed[1, 2 * classes :].tolist()
+        norms = (
+            1 / math.sqrt(word_squared) if word_squared > 0 else 0.0,
+            1 / math.sqrt(char_squared) if char_squared > 0 else 0.0,
+        )
+        # Each block's scores over its norm, plus the bias: one small product.
+        return np.asarray(norms) @ summed[0, : 2 * classes].reshape(2, classes) + self._bias

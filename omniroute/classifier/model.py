@@ -306,10 +306,12 @@ def _log_softmax(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return np.asarray(z - np.log(np.exp(z).sum(axis=1, keepdims=True)))
 
 
-def _softmax(z: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
-    shifted = z.astype(np.float64) - float(z.max())
-    exp = np.exp(shifted)
-    return np.asarray(exp / exp.sum())
+def _softmax(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Softmax of one score vector, which it overwrites (callers pass a fresh array)."""
+    z -= z.max()
+    np.exp(z, out=z)
+    z /= z.sum()
+    return z
 
 
 def _model_id(vocabulary: Vocabulary, weights: npt.NDArray[np.float32]) -> str:

@@ -104,6 +104,8 @@ class TestFeatures:
             # Repeated words and n-grams, and words training never saw.
             "my package my package my package, parcel zq81x never came zq81x",
             "zebra",
+            # References: digits are 0 to the char n-grams, and unseen shapes share a row.
+            "parcel 48213 late, ref 99120 and 4821x and 12",
             "",
         ],
     )
@@ -125,6 +127,14 @@ class TestFeatures:
             row = model.vocabulary.transform([tokens.words])
             expected = np.asarray(row @ weights).ravel() + model.bias
             assert np.allclose(scorer.decision(tokens), expected, atol=1e-9)
+
+    def test_unseen_numbers_of_one_shape_score_alike(self) -> None:
+        texts, labels = toy_rows()
+        texts += ["invoice 20231 is wrong", "parcel 881 is late"] * 3
+        labels += ["billing", "delivery"] * 3
+        model = train_model(texts, labels)
+        assert np.allclose(model.decision("parcel 48213"), model.decision("parcel 70056"))
+        assert not np.allclose(model.decision("parcel 48213"), model.decision("parcel 4821"))
 
     def test_char_ngrams_stay_inside_the_word(self) -> None:
         grams = char_ngrams("card")
