@@ -333,6 +333,11 @@ class Scorer:
             self._shapes.clear()
             self._table[start:] = 0.0
             self._used = start
+            room = self._table.shape[0] - start
+            if len(novel) > room:
+                # One text with more unseen words than the cache holds (a caller's own tokens).
+                extra = np.zeros((len(novel) - room, self._table.shape[1]))
+                self._table = np.vstack((self._table, extra))
         columns: list[int] = []
         starts, slots = [], []
         for word in novel:

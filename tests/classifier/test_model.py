@@ -122,8 +122,11 @@ class TestFeatures:
         model = train_model(*toy_rows())
         scorer = Scorer(model.vocabulary, model.weights, model.bias, novel_words=4)
         weights = model.weights.astype(np.float64)
-        for number in range(6):
-            tokens = Tokens.of(f"parcel qx{number} late zz{number} courier wq{number}")
+        texts = [f"parcel qx{n} late zz{n} courier wq{n}" for n in range(6)]
+        # More unseen words in one text than the cache holds.
+        texts.append(" ".join(f"zq{letter}x" for letter in "abcdefghi"))
+        for text in texts:
+            tokens = Tokens.of(text)
             row = model.vocabulary.transform([tokens.words])
             expected = np.asarray(row @ weights).ravel() + model.bias
             assert np.allclose(scorer.decision(tokens), expected, atol=1e-9)
