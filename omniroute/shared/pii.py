@@ -23,7 +23,16 @@ CARD_MASK = "[CARD]"
 CVV_MASK = "[CVV]"
 
 
+# A digit's Luhn value when doubled, as the ASCII digit: "0".."9" -> 0 2 4 6 8 1 3 5 7 9.
+_DOUBLED = bytes.maketrans(b"0123456789", b"0246813579")
+
+
 def luhn_valid(digits: str) -> bool:
+    if digits.isascii() and digits.isdigit():
+        # Summed in C: the digits in odd places from the right, then the doubled ones.
+        raw = digits.encode("ascii")
+        doubled = raw[-2::-2].translate(_DOUBLED)
+        return (sum(raw[-1::-2]) + sum(doubled) - 48 * len(raw)) % 10 == 0
     total = 0
     for index, char in enumerate(reversed(digits)):
         value = ord(char) - 48

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from omniroute.classifier.pii import PiiRedactor, dni_valid, iban_valid, nie_valid
+from omniroute.shared.pii import luhn_valid
 
 redact = PiiRedactor()
 
@@ -22,6 +25,16 @@ class TestCardNumbers:
         result = redact("Order 4111 1111 1111 1112 is late")
         assert "4111 1111 1111 1112" in result.text
         assert "card_number" not in result.kinds
+
+    def test_luhn_check_agrees_with_the_textbook_definition(self) -> None:
+        def textbook(digits: str) -> bool:
+            doubled = [int(d) * (2 if i % 2 else 1) for i, d in enumerate(reversed(digits))]
+            return sum(value - 9 if value > 9 else value for value in doubled) % 10 == 0
+
+        rng = random.Random(11)
+        for _ in range(20_000):
+            digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 19)))
+            assert luhn_valid(digits) is textbook(digits), digits
 
 
 class TestCvv:
