@@ -18,18 +18,14 @@ from omniroute.classifier.features import MAX_CHARS
 from omniroute.classifier.language import LanguageIdentifier
 from omniroute.classifier.model import abstention_threshold, load_default_model, load_model
 from omniroute.classifier.pii import ALL_KINDS, PiiRedactor
-from omniroute.classifier.priority import prioritise
+from omniroute.classifier.priority import ReasonFields, prioritise
 from omniroute.classifier.sla import SlaBook
 from omniroute.classifier.taxonomy import UNKNOWN, Taxonomy
 from omniroute.classifier.text import PhraseIndex, Tokens
 from omniroute.shared.events import (
-    CategoryResult,
     Channel,
     ClassifiedContact,
     InboundContact,
-    LanguageResult,
-    Reason,
-    SentimentResult,
     TranscriptTurn,
     UrgencySignals,
     Visibility,
@@ -122,7 +118,9 @@ class Classifier:
         now: datetime | None = None,
         repeated_contact: bool = False,
     ) -> ClassifiedContact:
-        reasons: list[Reason] = []
+        # Reasons and results are gathered as plain fields and validated in one pass with the
+        # contact (pydantic's core builds the nested models), instead of one model at a time.
+        reasons: list[ReasonFields] = []
         redacted, pii_kinds = self._redact(contact)
         text = _customer_text(redacted)
         head = text[:_CLASSIFY_CHARS]
@@ -131,11 +129,11 @@ class Classifier:
         language = self.languages.identify(head, tokens, contact.customer.language)
         tokens.share_phrases(self.phrases.get(language.code) or self.phrases["*"])
         reasons.append(
-            Reason(
-                signal="language",
-                detail=f"{language.code} by {language.method}",
-                weight=language.confidence,
-            )
+            {
+                "signal": "language",
+                "detail": f"{language.code} by {language.method}",
+                "weight": language.confidence,
+            }
         )
         category = self._categorise(head, tokens, language.code, reasons)
         feeling = sentiment_mod.analyse(head, tokens)
@@ -143,7 +141,7 @@ class Classifier:
         verdict = spam_mod.detect(head, tokens)
         if verdict.spam:
             kind = "phishing" if verdict.phishing else "spam"
-            reasons.append(Reason(signal="spam", detail=kind, weight=verdict.score))
+            reasons.append({"signal": "spam", "detail": kind, "weight": verdict.score})
         tier = (contact.customer.tier or "").lower() or None
         urgency = UrgencySignals(
             urgent_wording=cues.urgent_wording,
@@ -153,10 +151,11 @@ class Classifier:
             public=contact.visibility is Visibility.PUBLIC,
             vip=tier == "vip",
         )
-        known = self.taxonomy.categories.get(category.category)
+        category_id = str(category["category"])
+        known = self.taxonomy.categories.get(category_id)
         decision = prioritise(
             category_weight=known.priority if known else 10,
-            category=category.category,
+            category=category_id,
             sentiment=feeling,
             urgency=urgency,
             channel=contact.channel,
@@ -166,39 +165,41 @@ class Classifier:
         sla = self.sla.stamp(
             channel=contact.channel,
             visibility=contact.visibility,
-            priority=decision.result.level,
+            priority=decision.level,
             tier=tier,
             received_at=contact.received_at,
             spam=verdict.spam,
         )
-        reasons.append(Reason(signal="sla", detail=sla.policy))
+        reasons.append({"signal": "sla", "detail": sla.policy})
         if verdict.spam:
             skills = [SPAM_SKILL]
-        elif category.category == UNKNOWN:
+        elif category_id == UNKNOWN:
             skills = [TRIAGE_SKILL]
         else:
-            skills = [category.category]
+            skills = [category_id]
         if language.code != "und":
             skills.append(f"lang:{language.code}")
-        return ClassifiedContact(
-            contact=redacted,
-            language=LanguageResult(code=language.code, confidence=language.confidence),
-            category=category,
-            sentiment=SentimentResult(
-                label=feeling.label,
-                score=feeling.score,
-                anger=feeling.anger,
-                abusive=feeling.abusive,
-            ),
-            urgency=urgency,
-            pii_kinds=pii_kinds,
-            spam=verdict.spam,
-            priority=decision.result,
-            sla=sla,
-            required_skills=skills,
-            classifier_version=self.version,
-            classified_at=now or utcnow(),
-            reasons=reasons[:64],
+        return ClassifiedContact.model_validate(
+            {
+                "contact": redacted,
+                "language": {"code": language.code, "confidence": language.confidence},
+                "category": category,
+                "sentiment": {
+                    "label": feeling.label,
+                    "score": feeling.score,
+                    "anger": feeling.anger,
+                    "abusive": feeling.abusive,
+                },
+                "urgency": urgency,
+                "pii_kinds": pii_kinds,
+                "spam": verdict.spam,
+                "priority": {"level": decision.level, "score": decision.score},
+                "sla": sla,
+                "required_skills": skills,
+                "classifier_version": self.version,
+                "classified_at": now or utcnow(),
+                "reasons": reasons[:64],
+            }
         )
 
     def _redact(self, contact: InboundContact) -> tuple[InboundContact, list[str]]:
@@ -219,8 +220,9 @@ class Classifier:
         return contact.model_copy(update=update), kinds
 
     def _categorise(
-        self, head: str, tokens: Tokens, language: str, reasons: list[Reason]
-    ) -> CategoryResult:
+        self, head: str, tokens: Tokens, language: str, reasons: list[ReasonFields]
+    ) -> dict[str, str | float | None]:
+        """The fields of the CategoryResult."""
         hits = self.taxonomy.rule_hits(tokens, language)
         total_hits = sum(hits.values())
         scores: dict[str, float] = {}
@@ -242,25 +244,25 @@ class Classifier:
         if hits:
             top = sorted(hits.items(), key=lambda item: -item[1])[:3]
             reasons.append(
-                Reason(
-                    signal="keywords",
-                    detail=", ".join(f"{label}x{count}" for label, count in top),
-                    weight=float(total_hits),
-                )
+                {
+                    "signal": "keywords",
+                    "detail": ", ".join(f"{label}x{count}" for label, count in top),
+                    "weight": float(total_hits),
+                }
             )
         if not scores:
-            return CategoryResult(category=UNKNOWN, confidence=0.0)
+            return {"category": UNKNOWN, "confidence": 0.0}
         best = max(scores, key=scores.__getitem__)
         confidence = float(min(1.0, max(0.0, scores[best])))
         if confidence < self.threshold:
             reasons.append(
-                Reason(signal="category", detail=f"abstained (best {best})", weight=confidence)
+                {"signal": "category", "detail": f"abstained (best {best})", "weight": confidence}
             )
-            return CategoryResult(category=UNKNOWN, confidence=round(confidence, 4))
+            return {"category": UNKNOWN, "confidence": round(confidence, 4)}
         category = self.taxonomy.categories.get(best)
         sub = category.subcategory(tokens, language) if category else None
-        reasons.append(Reason(signal="category", detail=best, weight=round(confidence, 4)))
-        return CategoryResult(category=best, subcategory=sub, confidence=round(confidence, 4))
+        reasons.append({"signal": "category", "detail": best, "weight": round(confidence, 4)})
+        return {"category": best, "subcategory": sub, "confidence": round(confidence, 4)}
 
 
 def _customer_text(contact: InboundContact) -> str:

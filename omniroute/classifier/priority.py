@@ -8,8 +8,6 @@ from omniroute.classifier.sentiment import SentimentAnalysis
 from omniroute.shared.events import (
     Channel,
     PriorityLevel,
-    PriorityResult,
-    Reason,
     Sentiment,
     UrgencySignals,
 )
@@ -28,10 +26,15 @@ _BASE = 20
 _LEVELS = ((70, PriorityLevel.P1), (50, PriorityLevel.P2), (30, PriorityLevel.P3))
 
 
+# A reason as the fields of `Reason`: the pipeline validates them all at once, with the contact.
+ReasonFields = dict[str, str | float]
+
+
 @dataclass(frozen=True, slots=True)
 class PriorityDecision:
-    result: PriorityResult
-    reasons: list[Reason]
+    level: PriorityLevel
+    score: int
+    reasons: list[ReasonFields]
 
 
 def prioritise(
@@ -43,15 +46,15 @@ def prioritise(
     channel: Channel,
     spam: bool,
 ) -> PriorityDecision:
-    reasons: list[Reason] = []
+    reasons: list[ReasonFields] = []
 
     def add(signal: str, detail: str, weight: float) -> None:
         if weight:
-            reasons.append(Reason(signal=signal, detail=detail, weight=round(weight, 2)))
+            reasons.append({"signal": signal, "detail": detail, "weight": round(weight, 2)})
 
     if spam:
         add("spam", "flagged as spam or phishing", -_BASE)
-        return PriorityDecision(PriorityResult(level=PriorityLevel.P4, score=0), reasons)
+        return PriorityDecision(PriorityLevel.P4, 0, reasons)
     add("category", category, category_weight)
     if sentiment.label is Sentiment.NEGATIVE:
         add("sentiment", f"negative ({sentiment.score:+.2f})", round(10 * -sentiment.score))
@@ -74,6 +77,7 @@ def prioritise(
     if urgency.vip:
         add("vip", "VIP customer", 15)
     add("channel", channel.value, _CHANNEL_WEIGHT.get(channel, 0))
-    score = int(round(max(0.0, min(100.0, _BASE + sum(r.weight for r in reasons)))))
+    # Summed as floats, as the validated Reason weights were.
+    score = int(round(max(0.0, min(100.0, _BASE + sum(float(r["weight"]) for r in reasons)))))
     level = next((lvl for floor, lvl in _LEVELS if score >= floor), PriorityLevel.P4)
-    return PriorityDecision(PriorityResult(level=level, score=score), reasons)
+    return PriorityDecision(level, score, reasons)
