@@ -20,6 +20,20 @@ _SPACE_OUT = str.maketrans({chr(code): " " for code in range(128) if chr(code) n
 _ODD_APOSTROPHE = re.compile(r"'(?:(?<![a-z0-9]')|(?![a-z])|[a-z]+[0-9'])")
 
 
+def _nfkd_ascii(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+
+
+# NFKD decomposes each character on its own, and the reordering it does moves only combining
+# marks, which the ASCII filter drops: so a Latin-1 text folds character by character. Per
+# Latin-1 byte, its folded ASCII byte, or deleted when it folds to nothing...
+_LATIN1_FOLDED = [_nfkd_ascii(chr(byte)) for byte in range(256)]
+_LATIN1_TABLE = bytes(ord(f) if len(f) == 1 else byte for byte, f in enumerate(_LATIN1_FOLDED))
+_LATIN1_DROPPED = bytes(byte for byte, f in enumerate(_LATIN1_FOLDED) if not f)
+# ...except the few that fold to several characters ("½" -> "12"), left to NFKD itself.
+_LATIN1_SPREAD = tuple(chr(byte) for byte, f in enumerate(_LATIN1_FOLDED) if len(f) > 1)
+
+
 def fold(text: str) -> str:
     """Lowercase without accents: customers type "devolucion" as often as "devolución"."""
     lowered = text.lower()
@@ -27,9 +41,15 @@ def fold(text: str) -> str:
         return lowered
     # NFKD splits letters from their accents; dropping non-ASCII then drops the accents
     # (and symbols such as emojis, which the signals read from the raw text instead).
-    return (
-        unicodedata.normalize("NFKD", lowered.replace("ß", "ss")).encode("ascii", "ignore").decode()
-    )
+    lowered = lowered.replace("ß", "ss")
+    try:
+        latin1 = lowered.encode("latin-1")
+    except UnicodeEncodeError:
+        return _nfkd_ascii(lowered)
+    if any(spread in lowered for spread in _LATIN1_SPREAD):
+        return _nfkd_ascii(lowered)
+    # The same in two C passes over bytes: about half the instructions of NFKD on Spanish.
+    return latin1.translate(_LATIN1_TABLE, _LATIN1_DROPPED).decode("ascii")
 
 
 def words(folded: str) -> list[str]:

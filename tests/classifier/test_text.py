@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
+import unicodedata
 
-from omniroute.classifier.text import PhraseIndex, PhraseMatcher, Tokens
+from omniroute.classifier.text import PhraseIndex, PhraseMatcher, Tokens, fold
 
 _WORDS = ["no", "ha", "llegado", "cobro", "cobrado", "de", "the", "order", "not", "arrived"]
 
@@ -49,3 +50,26 @@ class TestPhraseIndex:
         tokens.share_phrases(PhraseIndex([inside]))
         assert outside.counts(tokens) == {"y": 1}
         assert inside.counts(tokens) == {"x": 1}
+
+
+class TestFold:
+    @staticmethod
+    def nfkd_fold(text: str) -> str:
+        lowered = text.lower().replace("ß", "ss")
+        return unicodedata.normalize("NFKD", lowered).encode("ascii", "ignore").decode()
+
+    def test_accents_go(self) -> None:
+        assert fold("Devolución DEL Pedido, ¿Qué tal?") == "devolucion del pedido, que tal?"
+
+    def test_every_pair_of_latin1_characters_folds_as_nfkd_does(self) -> None:
+        for first in range(256):
+            for second in range(256):
+                text = chr(first) + chr(second)
+                assert fold(text) == self.nfkd_fold(text), repr(text)
+
+    def test_texts_beyond_latin1_fold_as_nfkd_does(self) -> None:
+        rng = random.Random(8)
+        alphabet = [chr(code) for code in range(256)] + list("ſİıK😡ﬁẞ\u0301\u0308")
+        for _ in range(5000):
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+            assert fold(text) == self.nfkd_fold(text), repr(text)
