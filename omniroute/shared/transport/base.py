@@ -38,6 +38,15 @@ Handler = Callable[[Message], Awaitable[None]]
 BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
 
 
+def one_at_a_time(handler: BatchHandler) -> Handler:
+    """The batch handler as a handler of single messages (a batch of one)."""
+
+    async def handle(message: Message) -> None:
+        await handler([message])
+
+    return handle
+
+
 class Bus(Protocol):
     async def start(self) -> None:
         """Connect, create topics as needed and start the subscribed consumers."""

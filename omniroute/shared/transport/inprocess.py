@@ -12,7 +12,13 @@ from collections.abc import Sequence
 
 import structlog
 
-from omniroute.shared.transport.base import BatchHandler, BusUnavailable, Handler, Message
+from omniroute.shared.transport.base import (
+    BatchHandler,
+    BusUnavailable,
+    Handler,
+    Message,
+    one_at_a_time,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -41,10 +47,7 @@ class InProcessBus:
     ) -> None:
         # Every publish runs to completion before it returns, so nothing ever waits to be
         # batched: each message is handed over alone.
-        async def one(message: Message) -> None:
-            await handler([message])
-
-        self.subscribe(topic, group, one)
+        self.subscribe(topic, group, one_at_a_time(handler))
 
     async def publish(self, topic: str, key: str, value: bytes) -> None:
         offset = self._offsets[topic]

@@ -31,7 +31,13 @@ from aiokafka.protocol.group import LeaveGroupRequest
 from omniroute.shared import metrics
 from omniroute.shared.settings import BusSettings
 from omniroute.shared.topics import ALL_TOPICS, dead_letter_topic
-from omniroute.shared.transport.base import BatchHandler, BusUnavailable, Handler, Message
+from omniroute.shared.transport.base import (
+    BatchHandler,
+    BusUnavailable,
+    Handler,
+    Message,
+    one_at_a_time,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -204,15 +210,11 @@ class KafkaBus:
     ) -> None:
         if self._started:
             raise RuntimeError("subscribe_batch() must be called before start()")
-
-        async def one(message: Message) -> None:
-            await handler([message])
-
         self._subscriptions.append(
             _Subscription(
                 topic=topic,
                 group=group,
-                handler=one,
+                handler=one_at_a_time(handler),
                 batch_handler=handler,
                 max_batch=max(1, max_batch),
             )
