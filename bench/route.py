@@ -35,7 +35,7 @@ from omniroute.classifier.pipeline import Classifier
 from omniroute.router.agents.service import create_agent
 from omniroute.router.consumers import make_route_handler
 from omniroute.router.migrations import upgrade
-from omniroute.router.models import AgentStatus, Contact
+from omniroute.router.models import AgentStatus, Contact, Conversation
 from omniroute.router.notifications.timers import install as install_notifications
 from omniroute.router.offers.service import accept, pending_offers
 from omniroute.router.routing.rules import RoutingRules
@@ -88,8 +88,6 @@ async def baseline(
 ) -> tuple[float, float]:
     """CPU seconds and statements per contact to write the contact rows, batch by batch."""
     # The contacts need a conversation to point at: one, written before timing.
-    from omniroute.router.models import Conversation
-
     holder = uuid.uuid4()
     async with db.transaction(sessions) as session:
         session.add(

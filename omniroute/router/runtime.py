@@ -42,6 +42,12 @@ EVENT_FEED_DRAIN_SECONDS = 5.0
 BackgroundJob = Callable[["RouterRuntime"], Coroutine[Any, Any, None]]
 
 
+def follower_coalesce(settings: RouterSettings) -> float:
+    """How long a timer that follows routing work (notices, webhooks) lets kicks gather: a
+    little longer than a dispatch pass, so a burst of events makes one pass."""
+    return settings.dispatch_coalesce_seconds * 2.5
+
+
 async def next_tick(kick: asyncio.Event, interval: float, coalesce: float = 0.0) -> None:
     """Wait for a kick or the interval, whichever comes first, then clear the kick.
 

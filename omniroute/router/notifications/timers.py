@@ -8,7 +8,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from omniroute.router.notifications.service import Notifier
-from omniroute.router.runtime import RouterRuntime, next_tick
+from omniroute.router.runtime import RouterRuntime, follower_coalesce, next_tick
 from omniroute.router.uow import UnitOfWork
 from omniroute.shared.events import RoutingEventType, utcnow
 
@@ -31,7 +31,7 @@ async def notification_timer(
     other replicas' events)."""
     interval = runtime.settings.notification_interval_seconds
     # A burst of events shares one pass; a notice a few ms later costs nothing.
-    coalesce = runtime.settings.dispatch_coalesce_seconds * 2.5
+    coalesce = follower_coalesce(runtime.settings)
     while True:
         await next_tick(wake, interval, coalesce)
         now = utcnow()

@@ -20,7 +20,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from omniroute.router.runtime import RouterRuntime, next_tick
+from omniroute.router.runtime import RouterRuntime, follower_coalesce, next_tick
 from omniroute.router.webhooks import service
 from omniroute.router.webhooks.models import DeliveryStatus
 from omniroute.router.webhooks.signing import signature_headers
@@ -100,7 +100,7 @@ class WebhookWorker:
         so an answered request is always recorded (bounded by the request timeout)."""
         interval = self.settings.webhook_poll_interval_seconds
         # In-process every routing event kicks the worker: a burst of them makes one pass.
-        coalesce = self.settings.dispatch_coalesce_seconds * 2.5
+        coalesce = follower_coalesce(self.settings)
         while True:
             await next_tick(self._kick, interval, coalesce)
             current = asyncio.ensure_future(self._guarded_pass())
