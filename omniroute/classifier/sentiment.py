@@ -287,14 +287,32 @@ _EMOJI = re.compile(f"[{_ANGRY_EMOJI}{_SAD_EMOJI}{_HAPPY_EMOJI}]")
 _UPPER_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZÁÉÍÓÚÜÑÇ"
 _UPPER = re.compile(f"[{_UPPER_LETTERS}]")
 _PUNCTUATION = "!?¡¿"
-_MARK_TABLE = bytes(
-    ord("A") if chr(byte) in _UPPER_LETTERS else ord("!") if chr(byte) in _PUNCTUATION else ord(" ")
-    for byte in range(256)
-)
 _REPEATED_PUNCT = re.compile(f"[{_PUNCTUATION}]{{2,}}")
 # Opens with the character class (a lookbehind then checks the word start), so the engine can
 # skip to capitals instead of testing a word boundary at every position: 3x faster.
 _CAPS_WORD = re.compile(r"[A-ZÁÉÍÓÚÑ](?<!\w[A-ZÁÉÍÓÚÑ])[A-ZÁÉÍÓÚÑ]{2,}\b")
+_CAPS = "ABCDEFGHIJKLMNOPQRSTUVWXYZÁÉÍÓÚÑ"  # what _CAPS_WORD takes
+
+
+def _mark(char: str) -> str:
+    if char in _CAPS:
+        return "A"
+    if char in _UPPER_LETTERS:
+        return "B"  # a capital that _CAPS_WORD does not take (Ü, Ç)
+    if char in _PUNCTUATION:
+        return "!"
+    # What else `\w` matches; the rest is a space.
+    return "w" if char.isalnum() or char == "_" else " "
+
+
+# Per Latin-1 character, its mark: C-level searches of the marked copy then stand in for the
+# regex scans of the text, whose character classes cost a lookup per character.
+_MARK_TABLE = "".join(_mark(chr(byte)) for byte in range(256)).encode("ascii")
+# In the marked copy: _REPEATED_PUNCT's matches, and _CAPS_WORD's (three or more capitals
+# taken by it, with no word character on either side). Both open on a literal, which the
+# engine finds with a fast scan.
+_REPEATED_MARKS = re.compile(rb"!!+")
+_CAPS_WORD_MARKS = re.compile(rb"AAA(?<![ABw]AAA)A*(?![ABw])")
 # Long texts are scored on their opening: where customers put what they feel.
 _SCAN_CHARS = 4000
 
@@ -369,11 +387,10 @@ def analyse(text: str, tokens: Tokens | Sequence[str]) -> SentimentAnalysis:
     pos += phrases.get("praise", 0)
     marks = _marks(raw)
     if marks is not None:
-        # Latin-1 has no emojis, and the copy tells where "!!" or three capitals can be.
+        # Latin-1 has no emojis, and the marked copy answers the rest.
         angry_emoji = sad_emoji = happy_emoji = 0
-        punct = len(_REPEATED_PUNCT.findall(raw)) if b"!!" in marks else 0
-        upper = marks.count(b"A")
-        may_shout = b"AAA" in marks
+        punct = len(_REPEATED_MARKS.findall(marks)) if b"!!" in marks else 0
+        upper = marks.count(b"A") + marks.count(b"B")
     else:
         emojis = _EMOJI.findall(raw)
         angry_emoji = sum(ch in _ANGRY_EMOJI for ch in emojis)
@@ -381,10 +398,9 @@ def analyse(text: str, tokens: Tokens | Sequence[str]) -> SentimentAnalysis:
         happy_emoji = len(emojis) - angry_emoji - sad_emoji
         punct = len(_REPEATED_PUNCT.findall(raw))
         upper = len(_UPPER.findall(raw))
-        may_shout = True
     neg += angry_emoji + 0.7 * sad_emoji
     pos += 0.8 * happy_emoji
-    caps = _shouting(raw, view.words, upper, may_shout)
+    caps = _shouting(raw, view, upper, marks)
 
     total = pos + neg
     score = 0.0 if total == 0 else (pos - neg) / (total + 1.0)
@@ -429,22 +445,26 @@ def analyse(text: str, tokens: Tokens | Sequence[str]) -> SentimentAnalysis:
 
 
 def _marks(raw: str) -> bytes | None:
-    """A Latin-1 text with its capitals as "A", "!?¡¿" as "!" and the rest as spaces, so that
-    C-level byte searches stand in for regex scans; None for other texts."""
+    """A Latin-1 text with its capitals as "A" (or "B" for Ü, Ç), "!?¡¿" as "!", other word
+    characters as "w" and the rest as spaces; None for other texts."""
     try:
         return raw.encode("latin-1").translate(_MARK_TABLE)
     except UnicodeEncodeError:
         return None
 
 
-def _shouting(raw: str, tokens: Sequence[str], upper: int, may_shout: bool) -> float:
+def _shouting(raw: str, tokens: Tokens, upper: int, marks: bytes | None) -> float:
     """1.0 for a message in capitals, partial for several shouted words."""
     if upper < 9:
         return 0.0
-    letters = sum(map(len, tokens))
+    # The letters of the words: their spaced form less its spaces (one per word, and one).
+    letters = len(tokens.spaced()) - len(tokens) - 1 if len(tokens) else 0
     if letters >= 12 and upper / letters >= 0.7:
         return 1.0
-    if not may_shout:
+    if marks is None:
+        shouted = len(_CAPS_WORD.findall(raw))
+    elif b"AAA" in marks:
+        shouted = len(_CAPS_WORD_MARKS.findall(marks))
+    else:
         return 0.0
-    shouted = len(_CAPS_WORD.findall(raw))
     return 0.5 if shouted >= 3 else 0.0

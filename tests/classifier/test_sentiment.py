@@ -1,8 +1,19 @@
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from omniroute.classifier.sentiment import SentimentAnalysis, analyse
+from omniroute.classifier.sentiment import (
+    _CAPS_WORD,
+    _CAPS_WORD_MARKS,
+    _REPEATED_MARKS,
+    _REPEATED_PUNCT,
+    _UPPER,
+    SentimentAnalysis,
+    _marks,
+    analyse,
+)
 from omniroute.classifier.text import fold, words
 from omniroute.shared.events import Sentiment
 
@@ -111,3 +122,31 @@ class TestAnger:
 
     def test_polite_messages_are_calm(self) -> None:
         assert feel("Could you tell me when my order will arrive? Thanks").anger < 0.2
+
+
+class TestLatin1Marks:
+    """Latin-1 texts are read from a marked byte copy instead of by the regexes: same counts."""
+
+    def test_shouted_words_and_repeated_marks_count_as_the_regexes_do(self) -> None:
+        rng = random.Random(5)
+        alphabet = [chr(code) for code in range(256)] + list("AAAZZÁÑÜÇ  !!?")
+        for _ in range(20_000):
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+            marks = _marks(text)
+            assert marks is not None
+            assert len(_CAPS_WORD_MARKS.findall(marks)) == len(_CAPS_WORD.findall(text))
+            assert len(_REPEATED_MARKS.findall(marks)) == len(_REPEATED_PUNCT.findall(text))
+            assert marks.count(b"A") + marks.count(b"B") == len(_UPPER.findall(text))
+
+    @pytest.mark.parametrize(
+        ("text", "shouting"),
+        [
+            ("MI PEDIDO NO HA LLEGADO, ¿DÓNDE ESTÁ? ¡¡¡RESPONDED!!!", True),
+            ("Mi pedido NO HA LLEGADO y SIGO esperando, ¿dónde está?", False),
+            ("Mi pedido NO HAS LLEGADO y SIGUE sin llegar, ¿dónde está?", True),
+            ("Ver PDF ÜBER ÇAVA aquí y allá, no sé qué más decir hoy", False),
+            ("Ver ABCé DEFñ GHI_ JKL2 y allá, no sé qué más decir hoy", False),
+        ],
+    )
+    def test_shouted_words_in_accented_text(self, text: str, shouting: bool) -> None:
+        assert ("all_caps" in feel(text).cues) is shouting
