@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -178,8 +179,18 @@ class _Patterns:
         else:
             self._anywhere = re.compile(body)
         self._at_word_starts: re.Pattern[str] | None = None
+        # The same, tried only where the word opens with a string one of the patterns can open
+        # with ("no ", a digit...): the alternation and its word-boundary checks (a Unicode
+        # lookup per character) are then skipped at most word starts. For ASCII words only,
+        # where `\d` is 0-9.
+        self._at_openings: re.Pattern[str] | None = None
         if all(_bounded(pattern) for pattern, _ in entries):
             self._at_word_starts = re.compile(f"[ '](?=(?:{body}))")
+            openings = [_opening_strings(pattern) for pattern, _ in entries]
+            if all(opening is not None for opening in openings):
+                known = sorted({text for opening in openings if opening for text in opening})
+                guard = "|".join(re.escape(text) for text in known)
+                self._at_openings = re.compile(f"[ '](?=(?:{guard}))(?=(?:{body}))")
 
     def groups(self, tokens: Tokens) -> list[str]:
         """The group of each match, in order, as `finditer` over the joined words finds them."""
@@ -188,7 +199,11 @@ class _Patterns:
             return [match.lastgroup for match in matches if match.lastgroup is not None]
         found = []
         taken_until = -1
-        for match in self._at_word_starts.finditer(tokens.spaced()):
+        spaced = tokens.spaced()
+        at_word_starts = self._at_word_starts
+        if self._at_openings is not None and spaced.isascii():
+            at_word_starts = self._at_openings
+        for match in at_word_starts.finditer(spaced):
             group = match.lastgroup
             if group is None:
                 continue
@@ -213,3 +228,87 @@ def _bounded(pattern: re.Pattern[str]) -> bool:
         and _UNSAFE.search(pattern.pattern) is None
         and (empty is None or empty.end() > 0)
     )
+
+
+# The regex parser of the standard library (no public API, no stubs), to read what a pattern's
+# matches open with.
+_parser: Any = importlib.import_module("re._parser")
+_constants: Any = importlib.import_module("re._constants")
+# Openings are followed up to this many characters, and given up beyond this many strings.
+_OPENING_CHARS = 8
+_OPENING_STRINGS = 64
+_ZERO_WIDTH = frozenset({_constants.AT, _constants.ASSERT, _constants.ASSERT_NOT})
+_REPEATS = frozenset({_constants.MAX_REPEAT, _constants.MIN_REPEAT, _constants.POSSESSIVE_REPEAT})
+# Strings every match of a parsed piece opens with, and whether every match is one of them
+# (a finite piece); None when unknown.
+_Openings = tuple[set[str], bool] | None
+
+
+def _opening_strings(pattern: re.Pattern[str]) -> frozenset[str] | None:
+    """Strings one of which every match of the pattern opens with (matched as written, so for
+    ASCII text, where `\\d` is 0-9); None when the pattern gives no such finite set."""
+    if pattern.flags & re.IGNORECASE:
+        return None
+    opening = _sequence_openings(list(_parser.parse(pattern.pattern, pattern.flags)))
+    if opening is None or "" in opening[0]:
+        return None
+    return frozenset(opening[0])
+
+
+def _sequence_openings(items: list[tuple[Any, Any]]) -> _Openings:
+    found = {""}
+    for op, value in items:
+        if op in _ZERO_WIDTH:
+            # Zero width: what follows opens the match (checking less is still safe).
+            continue
+        part = _item_openings(op, value)
+        if part is None:
+            return (found, False) if "" not in found else None
+        strings, complete = part
+        joined = {head + tail for head in found for tail in strings}
+        if len(joined) > _OPENING_STRINGS:
+            return (found, False) if "" not in found else None
+        found = joined
+        if not complete or min(map(len, found)) >= _OPENING_CHARS:
+            return found, False
+    return found, True
+
+
+def _item_openings(op: Any, value: Any) -> _Openings:
+    if op is _constants.LITERAL:
+        return {chr(value)}, True
+    if op is _constants.IN:
+        chars: set[str] = set()
+        for kind, item in value:
+            if kind is _constants.LITERAL:
+                chars.add(chr(item))
+            elif kind is _constants.RANGE and item[1] - item[0] < 64:
+                chars.update(map(chr, range(item[0], item[1] + 1)))
+            elif kind is _constants.CATEGORY and item is _constants.CATEGORY_DIGIT:
+                chars.update("0123456789")
+            else:
+                return None
+        return chars, True
+    if op is _constants.SUBPATTERN:
+        _, add_flags, _, items = value
+        return None if add_flags & re.IGNORECASE else _sequence_openings(list(items))
+    if op is _constants.BRANCH:
+        strings: set[str] = set()
+        complete = True
+        for branch in value[1]:
+            part = _sequence_openings(list(branch))
+            if part is None or (not part[1] and "" in part[0]):
+                return None
+            strings |= part[0]
+            complete = complete and part[1]
+        return strings, complete
+    if op in _REPEATS:
+        low, high, items = value
+        part = _sequence_openings(list(items))
+        if part is None or (not part[1] and "" in part[0]):
+            return None
+        if low == 0:
+            # Optional: what it opens with, or what follows it (nothing known beyond one).
+            return (part[0] | {""}, part[1]) if high == 1 else None
+        return part[0], part[1] and low == high == 1
+    return None

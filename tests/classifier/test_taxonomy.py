@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import random
+import re
 from pathlib import Path
 
 import pytest
 
-from omniroute.classifier.taxonomy import Taxonomy, TaxonomyError
-from omniroute.classifier.text import fold, words
+from omniroute.classifier.taxonomy import Taxonomy, TaxonomyError, _opening_strings, _Patterns
+from omniroute.classifier.text import Tokens, fold, words
 
 EXPECTED = {
     "billing",
@@ -96,3 +98,63 @@ class TestCustomTaxonomy:
     def test_empty_taxonomy_is_refused(self) -> None:
         with pytest.raises(TaxonomyError):
             Taxonomy.from_mapping({"categories": {}})
+
+
+class TestPatternOpenings:
+    """Patterns are tried only where a word opens as one of them can: the same votes."""
+
+    @pytest.mark.parametrize(
+        ("pattern", "openings"),
+        [
+            (r"\bno (?:me )?llega\b", {"no llega", "no me llega"}),
+            (r"\b\d+ dias\b", set("0123456789")),
+            (r"\b(?:can't|unable to) (?:log|sign)\b", {"can't", "unable t"}),
+            (r"\bx?y", {"xy", "y"}),
+            (r"\b[a-c]z", {"az", "bz", "cz"}),
+        ],
+    )
+    def test_finite_openings(self, pattern: str, openings: set[str]) -> None:
+        assert _opening_strings(re.compile(pattern)) == openings
+
+    @pytest.mark.parametrize(
+        "pattern", [r"\b\w+ x", r"\b(?:ab)*c", r"\b[^a]x", r"(?i)\babc", r"\b(?i:ab)c", r"\b.x"]
+    )
+    def test_unknown_openings(self, pattern: str) -> None:
+        assert _opening_strings(re.compile(pattern)) is None
+
+    def test_votes_as_when_tried_at_every_word_start(self) -> None:
+        patterns = [
+            r"\bno (?:me )?(?:ha )?(?:llegado|llega)\b",
+            r"\b\d+ (?:dias|semanas) esperando\b",
+            r"\b(?:can't|cannot|unable to) (?:log|sign) ?in\b",
+            r"\bx?y+z\b",
+            r"\bno\b",
+        ]
+        taxonomy = Taxonomy.from_mapping(
+            {"categories": {f"c{i}": {"patterns": {"es": [p]}} for i, p in enumerate(patterns)}}
+        )
+        rules = taxonomy._patterns["es"]
+        assert rules._at_openings is not None
+        vocabulary = "no me ha llegado llega 3 12 dias semanas esperando can't cannot unable to"
+        vocabulary += " log sign in login x y yz xyz yyz l'no o'can't ' 9x n nox ٣ no'me"
+        pool = vocabulary.split()
+        rng = random.Random(3)
+        for _ in range(3000):
+            tokens = Tokens([rng.choice(pool) for _ in range(rng.randint(0, 12))])
+            assert rules.groups(tokens) == _tried_at_every_word_start(rules, tokens)
+
+
+def _tried_at_every_word_start(rules: _Patterns, tokens: Tokens) -> list[str]:
+    """The groups of the matches at every word start, but those inside the previous one."""
+    assert rules._at_word_starts is not None
+    found = []
+    taken_until = -1
+    for match in rules._at_word_starts.finditer(tokens.spaced()):
+        group = match.lastgroup
+        if group is None:
+            continue
+        start, end = match.span(group)
+        if start >= taken_until:
+            found.append(group)
+            taken_until = end
+    return found
