@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import re
 
-# 13-19 digits, optionally grouped by single spaces or dashes (e.g. 4111 1111-1111 1111).
-_CARD_CANDIDATE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+# 13-19 digits, optionally grouped by single spaces or dashes (e.g. 4111 1111-1111 1111). It
+# opens with the digit and checks what precedes it with a lookbehind placed after that digit,
+# so the regex engine skips ahead to digits instead of trying every position.
+_CARD_CANDIDATE = re.compile(r"\d(?<![\d-]\d)(?:[ -]?\d){12,18}(?![\d-])")
 # A 3-4 digit code near card words: CVV, CVC, CSC, "código de seguridad"...
 _CVV = re.compile(
     r"(?i)\b(cvv2?|cvc2?|csc|cid|c[oó]digo\s+de\s+seguridad|security\s+code)\b"
     r"(\s*(?:is|es|:|=|-)?\s*)(\d{3,4})\b"
 )
 
-_THIRTEEN_DIGITS = re.compile(r"(?:\d[ -]?){13}")
 _HAS_DIGIT = re.compile(r"\d")
+# Every label _CVV knows holds one of these once lowered ("c[oó]digo" holds "digo"): substring
+# tests in C are far cheaper than trying its case-insensitive alternation at every position.
+_CVV_LABEL_WORDS = ("cvv", "cvc", "csc", "cid", "digo", "security")
+# Letters that IGNORECASE matching equates with an ASCII letter of those words but that
+# str.lower() does not turn into it: dotless i, dotted capital I, long s.
+_ODD_CASES = {"\u0131": "i", "\u0130": "i", "\u017f": "s"}
+_ODD_CASES_TABLE = str.maketrans(_ODD_CASES)
 
 CARD_MASK = "[CARD]"
 CVV_MASK = "[CVV]"
@@ -61,9 +69,18 @@ def redact_cards(text: str) -> tuple[str, list[str]]:
             kinds.append("cvv")
         return f"{match.group(1)}{match.group(2)}{CVV_MASK}"
 
-    # A card needs at least 13 digits and a CVV sits next to card words: most texts have neither.
-    if _THIRTEEN_DIGITS.search(text):
-        text = _CARD_CANDIDATE.sub(card, text)
-    if _HAS_DIGIT.search(text):
+    text = _CARD_CANDIDATE.sub(card, text)
+    # A CVV sits next to card words: most texts have none.
+    if _may_hold_cvv(text):
         text = _CVV.sub(cvv, text)
     return text, kinds
+
+
+def _may_hold_cvv(text: str) -> bool:
+    """False only where _CVV cannot match: no digit, or none of its labels' words."""
+    if _HAS_DIGIT.search(text) is None:
+        return False
+    lowered = text.lower()
+    if not text.isascii() and any(map(text.__contains__, _ODD_CASES)):
+        lowered = text.translate(_ODD_CASES_TABLE).lower()
+    return any(map(lowered.__contains__, _CVV_LABEL_WORDS))

@@ -34,3 +34,23 @@ class TestCardRedaction:
 
     def test_text_without_digits_is_returned_unchanged(self) -> None:
         assert redact_cards("hola, ¿dónde está mi pedido?") == ("hola, ¿dónde está mi pedido?", [])
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "cıd: 123",  # dotless i: IGNORECASE matches it to "i", str.lower() keeps it
+            "CİD 1234",  # dotted capital I
+            "ſecurity code 321",  # long s
+            "CÓDIGO DE SEGURIDAD: 456",
+        ],
+    )
+    def test_cvv_labels_in_odd_cases_are_masked(self, text: str) -> None:
+        redacted, kinds = redact_cards(text)
+        assert redacted.endswith("[CVV]")
+        assert kinds == ["cvv"]
+
+    def test_a_card_right_after_a_dash_or_digit_is_not_a_candidate(self) -> None:
+        # The lookbehind sits after the first digit; it must still see what precedes it.
+        assert redact_cards("ref-4111111111111111") == ("ref-4111111111111111", [])
+        assert redact_cards("ref:4111111111111111") == ("ref:[CARD]", ["card_number"])
+        assert redact_cards("4111111111111111") == ("[CARD]", ["card_number"])
