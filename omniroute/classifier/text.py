@@ -52,6 +52,35 @@ def fold(text: str) -> str:
     return latin1.translate(_LATIN1_TABLE, _LATIN1_DROPPED).decode("ascii")
 
 
+# Per Latin-1 character of a text not yet lowered: its folded character as `words` sees it
+# (spaced out unless it can be part of a word), so that one byte translation does lower(),
+# fold() and the spacing of words() at once; the characters that fold to nothing are dropped,
+# as fold() drops them before words() runs.
+_LATIN1_LOWER = [_nfkd_ascii(chr(byte).lower()) for byte in range(256)]
+_LATIN1_WORD_TABLE = bytes(
+    ord(f.translate(_SPACE_OUT)) if len(f) == 1 else byte for byte, f in enumerate(_LATIN1_LOWER)
+)
+_LATIN1_WORD_DROPPED = bytes(byte for byte, f in enumerate(_LATIN1_LOWER) if not f)
+# "ß" lowers to itself and folds to "ss", and a few fold to several characters: fold() them.
+_LATIN1_WORD_ODD = tuple(
+    bytes([byte]) for byte, f in enumerate(_LATIN1_LOWER) if len(f) > 1 or chr(byte) == "ß"
+)
+
+
+def fold_words(text: str) -> list[str]:
+    """`words(fold(text))`, for a Latin-1 text in one byte translation and a split."""
+    try:
+        latin1 = text.encode("latin-1")
+    except UnicodeEncodeError:
+        return words(fold(text))
+    if not latin1.isascii() and any(odd in latin1 for odd in _LATIN1_WORD_ODD):
+        return words(fold(text))
+    spaced = latin1.translate(_LATIN1_WORD_TABLE, _LATIN1_WORD_DROPPED).decode("ascii")
+    if "'" in spaced and _ODD_APOSTROPHE.search(spaced) is not None:
+        return words(fold(text))
+    return spaced.split()
+
+
 def words(folded: str) -> list[str]:
     """The words of a folded text (`fold` output is ASCII), as `WORD_RE.findall` finds them."""
     spaced = folded.translate(_SPACE_OUT)
@@ -78,7 +107,7 @@ class Tokens:
 
     @classmethod
     def of(cls, text: str) -> Tokens:
-        return cls(words(fold(text)))
+        return cls(fold_words(text))
 
     def __len__(self) -> int:
         return len(self.words)

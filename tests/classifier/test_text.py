@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import unicodedata
 
-from omniroute.classifier.text import PhraseIndex, PhraseMatcher, Tokens, fold
+from omniroute.classifier.text import PhraseIndex, PhraseMatcher, Tokens, fold, fold_words, words
 
 _WORDS = ["no", "ha", "llegado", "cobro", "cobrado", "de", "the", "order", "not", "arrived"]
 
@@ -73,3 +73,30 @@ class TestFold:
         for _ in range(5000):
             text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
             assert fold(text) == self.nfkd_fold(text), repr(text)
+
+
+class TestFoldWords:
+    """Tokens of a Latin-1 text come from one byte translation: the same as words(fold(text))."""
+
+    def test_every_pair_of_latin1_characters_splits_as_before(self) -> None:
+        for first in range(256):
+            for second in range(256):
+                text = f"a{chr(first)}{chr(second)}b"
+                assert fold_words(text) == words(fold(text)), repr(text)
+
+    def test_random_texts_split_as_before(self) -> None:
+        rng = random.Random(9)
+        alphabet = [chr(code) for code in range(256)] + list("ab'' ÁÉñ½ßẞİ😡ﬁ\u0301")
+        for _ in range(20_000):
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+            assert fold_words(text) == words(fold(text)), repr(text)
+
+    def test_odd_apostrophes_and_accents(self) -> None:
+        assert Tokens.of("¿'Qué' TAL? rock'n'roll, l'Été ½").words == [
+            "que",
+            "tal",
+            "rock'n",
+            "roll",
+            "l'ete",
+            "12",
+        ]
