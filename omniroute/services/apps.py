@@ -27,7 +27,7 @@ from omniroute.router.webhooks.worker import run_webhooks
 from omniroute.services.bootstrap import admin_key
 from omniroute.shared import db, topics
 from omniroute.shared.auth import KeyStore
-from omniroute.shared.http import ReadinessCheck, create_app, health_router
+from omniroute.shared.http import ReadinessCheck, add_routes, create_app, health_router
 from omniroute.shared.settings import Settings
 from omniroute.shared.transport import Bus
 from omniroute.shared.transport.factory import create_bus
@@ -128,9 +128,9 @@ def create_embedded_app(settings: Settings) -> FastAPI:
         max_body_bytes=settings.gateway.max_body_bytes,
         path_limits=body_limits(settings),
     )
-    app.include_router(gateway_router())
-    app.include_router(router_api())
-    app.include_router(health_router(_lazy_checks(holder)))
+    add_routes(app, gateway_router())
+    add_routes(app, router_api())
+    add_routes(app, health_router(_lazy_checks(holder)))
     return app
 
 
@@ -174,8 +174,8 @@ def create_gateway_app(settings: Settings, smtp_port: int | None = None) -> Fast
         max_body_bytes=settings.gateway.max_body_bytes,
         path_limits=body_limits(settings),
     )
-    app.include_router(gateway_router())
-    app.include_router(health_router(_lazy_checks(holder)))
+    add_routes(app, gateway_router())
+    add_routes(app, health_router(_lazy_checks(holder)))
     return app
 
 
@@ -200,8 +200,8 @@ def create_router_app(settings: Settings) -> FastAPI:
             yield
 
     app = create_app("Omniroute router", lifespan=lifespan)
-    app.include_router(router_api())
-    app.include_router(health_router(_lazy_checks(holder)))
+    add_routes(app, router_api())
+    add_routes(app, health_router(_lazy_checks(holder)))
     return app
 
 
@@ -222,5 +222,5 @@ def create_classifier_app(settings: Settings) -> FastAPI:
 
     app = create_app("Omniroute classifier", lifespan=lifespan)
     checks = _lazy_checks(holder)
-    app.include_router(health_router({"bus": checks["bus"]}))
+    add_routes(app, health_router({"bus": checks["bus"]}))
     return app
