@@ -59,9 +59,18 @@ _EXPIRY = re.compile(
     r"\b[^\n\d]{0,12}\d{2}\s*/\s*\d{2,4}"
 )
 _CODE_AFTER = re.compile(r"[^\d\n]{1,30}?(?<![\d/.,:-])(\d{3,4})(?![\d/.,:%-])")
+# For Latin-1 texts, whose only decimal digits are 0-9: the same patterns with [0-9] for \d,
+# which the engine tests inline instead of by a Unicode database lookup per character.
+_CARD_LATIN1 = re.compile(_CARD.pattern, re.ASCII)
+_CODE_AFTER_LATIN1 = re.compile(_CODE_AFTER.pattern, re.ASCII)
+_CODE_REACH = 31
+_DIGIT = re.compile(r"\d")
+_DIGIT_LATIN1 = re.compile(r"\d", re.ASCII)
 _DNI = re.compile(r"(\d(?<![A-Za-z0-9]\d)\d{7})[ -]?([A-Za-z])(?![A-Za-z0-9])")
 _NIE = re.compile(r"([XYZxyz])(?<![A-Za-z0-9][XYZxyz])[ -]?(\d{7})[ -]?([A-Za-z])(?![A-Za-z0-9])")
 _PHONE = re.compile(r"([+(\d](?<![\w+][+(\d])[\d ().-]{6,18}\d)(?!\w)")
+# `\w` stays Unicode (accented letters are word characters): only `\d` becomes 0-9.
+_PHONE_LATIN1 = re.compile(r"([+(0-9](?<![\w+][+(0-9])[0-9 ().-]{6,18}[0-9])(?!\w)")
 _SEVEN_DIGITS = re.compile(r"\d{7}")
 _DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
 
@@ -84,7 +93,8 @@ def nie_valid(prefix: str, number: str, letter: str) -> bool:
 
 
 def _phone_like(candidate: str) -> bool:
-    digits = re.sub(r"\D", "", candidate)
+    """`candidate` is what _PHONE matched: digits and the separators "+( ).-"."""
+    digits = candidate.translate(_PHONE_SEPARATORS_DROPPED)
     if not 9 <= len(digits) <= 15:
         return False
     if candidate.startswith("+") or candidate.startswith("00"):
@@ -92,7 +102,11 @@ def _phone_like(candidate: str) -> bool:
     # National formats we can tell from other numbers: Spanish 6/7/8/9 + 8 digits, NANP 10.
     if len(digits) == 9 and digits[0] in "6789":
         return True
-    return len(digits) in (10, 11) and bool(re.search(r"[ ().-]", candidate))
+    # Separated: past a first "+" (answered above), only " ().-" are not digits.
+    return len(digits) in (10, 11) and len(digits) < len(candidate)
+
+
+_PHONE_SEPARATORS_DROPPED = str.maketrans("", "", "+( ).-")
 
 
 # Every kind but e-mail needs digits, and cards, phones and codes are made of digits and a few
@@ -100,15 +114,23 @@ def _phone_like(candidate: str) -> bool:
 # hold what it looks for, instead of scanning the whole text once per kind.
 _NUMBER_RUN = re.compile(r"\d[\d ().+/-]*")
 _RUN_CHARS = frozenset(" ().+/-")
-_DIGITS_AS_ZERO = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
+# The same runs in a Latin-1 copy with every digit as "0", every separator as "s" and the
+# rest as "x": a bytes pattern opening on a literal, which the engine finds with a fast scan.
+_RUN_MARKS = bytes(
+    48 if 48 <= byte <= 57 else 115 if chr(byte) in _RUN_CHARS else 120 for byte in range(256)
+)
+_MARKED_RUN = re.compile(rb"0[0s]*")
+_ASCII_LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
 _UPPER_ASCII = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_CARD_CHARS = 13
+_CARD_CHARS = _CARD_DIGITS = 13
+_RUN_SEPARATORS_DROPPED = str.maketrans("", "", " ().+/-")
 _PHONE_CHARS = 8
 # The last word of every _CVV_LABELLED label: a labelled code needs one within this many
 # characters before its run (a 20-character gap plus the longest tail, "verificaci").
 _CVV_LABEL_TAILS: tuple[str, ...] = ("cvv", "cvc", "csc", "cid", "seguridad", "code")
 _CVV_LABEL_TAILS += ("verificaci", "atr", "digit", "gitos")
 _CVV_LABEL_TAIL = re.compile("(?i)" + "|".join(_CVV_LABEL_TAILS))
+_CVV_LABEL_TAIL_ASCII = re.compile("|".join(_CVV_LABEL_TAILS).encode("ascii"))
 _CVV_LABEL_REACH = 40
 _EMAIL_LOCAL_REVERSED = re.compile(r"[\w.+-]+")
 _EMAIL_LOCAL_REACH = 64
@@ -143,7 +165,9 @@ class PiiRedactor:
 
         if "@" in text:
             text = _emails(text, found)
-        runs = _number_runs(text)
+        # Masks are ASCII: a Latin-1 text stays Latin-1 as it is masked.
+        latin1 = _is_latin1(text)
+        runs = _number_runs(text, latin1)
         if not runs:
             return PiiResult(text, kinds)
         # IBANs before cards: an IBAN's digits can look like a Luhn-valid card by chance.
@@ -151,18 +175,26 @@ class PiiRedactor:
             text = _IBAN.sub(
                 lambda m: found(IBAN, m.group(0)) if iban_valid(m.group(0)) else m.group(0), text
             )
-            runs = _number_runs(text)
+            latin1 = _is_latin1(text)
+            runs = _number_runs(text, latin1)
         card = self._card(found)
-        changed = _substitute(text, _CARD, card, [r for r in runs if r[1] - r[0] >= _CARD_CHARS])
+        # A card's 13 digits lie inside one run: runs with fewer are not tried.
+        card_windows = [
+            (start, end)
+            for start, end in runs
+            if end - start >= _CARD_CHARS
+            and len(text[start:end].translate(_RUN_SEPARATORS_DROPPED)) >= _CARD_DIGITS
+        ]
+        changed = _substitute(text, _CARD_LATIN1 if latin1 else _CARD, card, card_windows)
         if changed is not None:
-            text, runs = changed, _number_runs(changed)
-        if _may_hold_labelled_cvv(text, runs):
+            text, runs = changed, _number_runs(changed, latin1)
+        if _may_hold_labelled_cvv(text, runs, latin1):
             lowered = text.lower()
             if any(word in lowered for word in _CVV_WORDS):
                 text = _CVV_LABELLED.sub(
                     lambda m: f"{m.group(1)}{m.group(2)}{found(CVV, m.group(3))}", text
                 )
-                runs = _number_runs(text)
+                runs = _number_runs(text, latin1)
 
         def phone(match: re.Match[str]) -> str:
             return found(PHONE, match.group(0)) if _phone_like(match.group(1)) else match.group(0)
@@ -170,18 +202,13 @@ class PiiRedactor:
         phone_runs = [
             r for r in _with_leading_separators(text, runs) if r[1] - r[0] >= _PHONE_CHARS
         ]
-        changed = _substitute(text, _PHONE, phone, phone_runs)
+        changed = _substitute(text, _PHONE_LATIN1 if latin1 else _PHONE, phone, phone_runs)
         if changed is not None:
-            text, runs = changed, _number_runs(changed)
-        masked = _bare_cvvs(text, found)
-        if masked is not text:
-            text, runs = masked, _number_runs(masked)
+            text = changed
+        text = _bare_cvvs(text, found, latin1)
         # Both need seven digits in a row: most messages have none, and "x", "y" and "z" (which
         # open a NIE) are common letters.
-        if any(
-            end - start >= 7 and _SEVEN_DIGITS.search(text, start, end) is not None
-            for start, end in runs
-        ):
+        if _has_seven_digits(text, latin1):
             text = _NIE.sub(
                 lambda m: found(NIE, m.group(0)) if nie_valid(*m.groups()) else m.group(0), text
             )
@@ -201,25 +228,31 @@ class PiiRedactor:
         return card
 
 
-def _number_runs(text: str) -> list[Span]:
-    """Spans that open with a digit and go on over digits and the separators numbers use."""
-    try:
-        encoded = text.encode("latin-1")
-    except UnicodeEncodeError:
+def _number_runs(text: str, latin1: bool) -> list[Span]:
+    """Spans that open with a digit and go on over digits and the separators numbers use.
+
+    `latin1`: the text is Latin-1, whose only digits are 0-9: the runs are found in a marked
+    byte copy (see _RUN_MARKS) instead of by a Unicode digit test per character.
+    """
+    if not latin1:
         # Other scripts have digits of their own, which `\\d` matches.
         return [match.span() for match in _NUMBER_RUN.finditer(text)]
-    # In Latin-1 the only digits are 0-9: finding them in a copy where every digit is "0" and
-    # nothing else is lets `bytes.find` (memchr) skip the prose, which the regex engine would
-    # otherwise test one character at a time.
-    marked = encoded.translate(_DIGITS_AS_ZERO)
-    runs = []
-    start = marked.find(b"0")
-    while start != -1:
-        match = _NUMBER_RUN.match(text, start)
-        assert match is not None  # a digit opens a run
-        runs.append(match.span())
-        start = marked.find(b"0", match.end())
-    return runs
+    marked = text.encode("latin-1").translate(_RUN_MARKS)
+    return [match.span() for match in _MARKED_RUN.finditer(marked)]
+
+
+def _has_seven_digits(text: str, latin1: bool) -> bool:
+    if latin1:
+        return text.encode("latin-1").translate(_RUN_MARKS).find(b"0000000") != -1
+    return _SEVEN_DIGITS.search(text) is not None
+
+
+def _is_latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _iban_country_before(text: str, start: int) -> bool:
@@ -267,8 +300,16 @@ def _substitute(
     return "".join(pieces)
 
 
-def _may_hold_labelled_cvv(text: str, runs: list[Span]) -> bool:
+def _may_hold_labelled_cvv(text: str, runs: list[Span], latin1: bool) -> bool:
     """A labelled code is a run of digits whose label ends at most 20 characters before it."""
+    if latin1:
+        # No Latin-1 character but A-Z matches an ASCII letter of a tail under IGNORECASE, so
+        # an ASCII-lowered byte copy of the window tells, for accented windows too.
+        for start, end in runs:
+            window = text[max(0, start - _CVV_LABEL_REACH) : end].encode("latin-1")
+            if _CVV_LABEL_TAIL_ASCII.search(window.translate(_ASCII_LOWER)) is not None:
+                return True
+        return False
     for start, end in runs:
         window = text[max(0, start - _CVV_LABEL_REACH) : end]
         if window.isascii():
@@ -309,7 +350,7 @@ def _email_local_start(text: str, lowest: int, at: int) -> int | None:
     return None if run is None else end - run.end()
 
 
-def _bare_cvvs(text: str, found: Callable[[str, str], str]) -> str:
+def _bare_cvvs(text: str, found: Callable[[str, str], str], latin1: bool) -> str:
     anchors: list[int] = []
     at = text.find(CARD_MASK)
     while at != -1:
@@ -323,8 +364,16 @@ def _bare_cvvs(text: str, found: Callable[[str, str], str]) -> str:
             anchors.extend(match.end() for match in _EXPIRY.finditer(text))
     if not anchors:
         return text
+    code_after, digit = (_CODE_AFTER_LATIN1, _DIGIT_LATIN1) if latin1 else (_CODE_AFTER, _DIGIT)
+    # The code's first digit is the first digit after the anchor, at most _CODE_REACH - 1
+    # characters on: without one there, the lazy scan of _CODE_AFTER is skipped.
     spans = sorted(
-        {m.span(1) for a in anchors if (m := _CODE_AFTER.match(text, a)) is not None},
+        {
+            m.span(1)
+            for a in anchors
+            if digit.search(text, a, a + _CODE_REACH) is not None
+            and (m := code_after.match(text, a)) is not None
+        },
         reverse=True,
     )
     for start, end in spans:

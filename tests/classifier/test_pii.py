@@ -116,3 +116,50 @@ class TestKeepingKinds:
         assert "+34 612 345 678" in result.text
         assert "[CARD]" in result.text
         assert set(result.kinds) == {"phone", "card_number"}
+
+
+class TestLatin1Path:
+    """Latin-1 texts are read with 0-9 for digits and marked byte copies; any other text with
+    the Unicode patterns. The same content must be masked the same way on both paths."""
+
+    PIECES = (
+        "4111 1111 1111 1111",
+        "5500-0000-0000-0004",
+        "4111111111111112",
+        "cvv",
+        "CVC:",
+        "código de seguridad",
+        "número de atrás",
+        "tres dígitos",
+        "Security Code",
+        "caduca",
+        "exp",
+        "04/27",
+        "ES91 2100 0418 4502 0005 1332",
+        "612 345 678",
+        "+34 612345678",
+        "(555) 123-4567",
+        "0044 20 7946 0958",
+        "12345678Z",
+        "X1234567L",
+        "ana@example.com",
+        "123",
+        "4567",
+        "\n",
+        "é",
+        "Ñ",
+        "twice",
+        "-",
+        "/",
+        ".",
+    )
+
+    def test_both_paths_mask_alike(self) -> None:
+        rng = random.Random(11)
+        for _ in range(3000):
+            parts = [rng.choice(self.PIECES) for _ in range(rng.randint(1, 10))]
+            text = rng.choice(("", " ", "  ")).join(parts)
+            latin1 = redact(text)
+            unicode_path = redact(text + " €")  # the euro sign is not Latin-1
+            assert unicode_path.text.endswith(" €")
+            assert (latin1.text, latin1.kinds) == (unicode_path.text[:-2], unicode_path.kinds)
