@@ -306,8 +306,8 @@ def _may_hold_labelled_cvv(text: str, runs: list[Span], latin1: bool) -> bool:
         # No Latin-1 character but A-Z matches an ASCII letter of a tail under IGNORECASE, so
         # an ASCII-lowered byte copy of the window tells, for accented windows too.
         for start, end in runs:
-            window = text[max(0, start - _CVV_LABEL_REACH) : end].encode("latin-1")
-            if _CVV_LABEL_TAIL_ASCII.search(window.translate(_ASCII_LOWER)) is not None:
+            encoded = text[max(0, start - _CVV_LABEL_REACH) : end].encode("latin-1")
+            if _CVV_LABEL_TAIL_ASCII.search(encoded.translate(_ASCII_LOWER)) is not None:
                 return True
         return False
     for start, end in runs:
