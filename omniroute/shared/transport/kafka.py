@@ -38,6 +38,7 @@ from omniroute.shared.transport.base import (
     Message,
     one_at_a_time,
 )
+from omniroute.shared.transport.partitioner import default_partition
 
 log = structlog.get_logger(__name__)
 
@@ -326,6 +327,7 @@ class KafkaBus:
             client_id=self._settings.bus_client_id,
             acks="all",
             enable_idempotence=idempotent,
+            partitioner=default_partition,
             # A request the broker has not answered by the send timeout is retried instead of
             # holding its partition (aiokafka sends one batch per partition at a time).
             request_timeout_ms=max(1000, int(self._send_timeout * 1000)),
