@@ -7,6 +7,7 @@ Kafka redelivery maps onto the same contact and conversation everywhere.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -47,12 +48,27 @@ class Visibility(StrEnum):
 
 def contact_id_for(channel: Channel | str, external_id: str) -> uuid.UUID:
     """The contact's id: the same provider message always gets the same id."""
-    return uuid.uuid5(OMNIROUTE_NAMESPACE, f"contact:{channel}:{external_id}")
+    return _uuid5(f"contact:{channel}:{external_id}")
 
 
 def conversation_id_for(channel: Channel | str, conversation_key: str) -> uuid.UUID:
     """The conversation's id: one thread on one channel is one conversation."""
-    return uuid.uuid5(OMNIROUTE_NAMESPACE, f"conversation:{channel}:{conversation_key}")
+    return _uuid5(f"conversation:{channel}:{conversation_key}")
+
+
+# uuid.uuid5(OMNIROUTE_NAMESPACE, name), computed for twice per contact on the ingest path:
+# the namespace is hashed once, and the version and variant bits are set on the integer, not
+# through UUID's checking constructor (half the cost).
+_NAMESPACE_SHA1 = hashlib.sha1(OMNIROUTE_NAMESPACE.bytes, usedforsecurity=False)
+_VERSION_BITS_CLEARED = ~((0xF000 << 64) | (0xC000 << 48))
+_VERSION_5_RFC_4122 = (0x5000 << 64) | (0x8000 << 48)
+
+
+def _uuid5(name: str) -> uuid.UUID:
+    digest = _NAMESPACE_SHA1.copy()
+    digest.update(name.encode())
+    value = int.from_bytes(digest.digest()[:16])
+    return uuid.UUID(int=(value & _VERSION_BITS_CLEARED) | _VERSION_5_RFC_4122)
 
 
 class _Event(BaseModel):
