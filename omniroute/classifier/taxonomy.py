@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from omniroute.classifier.text import PhraseMatcher, Tokens, as_tokens
+from omniroute.classifier.text import PhraseKeys, PhraseMatcher, Tokens, as_tokens
 
 UNKNOWN = "unknown"
 DEFAULT_TAXONOMY = "taxonomy.yaml"
@@ -69,13 +69,17 @@ class Taxonomy:
             named.update(category._sub_rules)
         return frozenset(named)
 
-    def matchers(self, language: str) -> list[PhraseMatcher]:
-        """The keyword matchers `rule_hits` and `subcategory` use for the language."""
-        found = [self._rules.get(language) or self._rules["*"]]
+    def matchers(self, language: str) -> list[PhraseKeys]:
+        """The phrase keys `rule_hits` and `subcategory` look for in the language: keywords,
+        and where the regex patterns can match."""
+        found: list[PhraseKeys] = [self._rules.get(language) or self._rules["*"]]
         for category in self.categories.values():
             rules = category._sub_rules.get(language) or category._sub_rules.get("*")
             if rules is not None:
                 found.append(rules)
+        patterns = self._patterns.get(language) or self._patterns.get("*")
+        if patterns is not None and patterns.triggers is not None:
+            found.append(patterns.triggers)
         return found
 
     def rule_hits(self, tokens: Tokens | Sequence[str], language: str) -> dict[str, int]:
@@ -184,6 +188,10 @@ class _Patterns:
         # lookup per character) are then skipped at most word starts. For ASCII words only,
         # where `\d` is 0-9.
         self._at_openings: re.Pattern[str] | None = None
+        # The word starts that open so, as keys of the contact's phrase index ("'no " and
+        # " no " for "no ha llegado", " 1" for a digit...): its one pass over the words, which
+        # costs the same for a few more keys, then tells the few places to try.
+        self.triggers: _Triggers | None = None
         if all(_bounded(pattern) for pattern, _ in entries):
             self._at_word_starts = re.compile(f"[ '](?=(?:{body}))")
             openings = [_opening_strings(pattern) for pattern, _ in entries]
@@ -191,27 +199,57 @@ class _Patterns:
                 known = sorted({text for opening in openings if opening for text in opening})
                 guard = "|".join(re.escape(text) for text in known)
                 self._at_openings = re.compile(f"[ '](?=(?:{guard}))(?=(?:{body}))")
+                self.triggers = _Triggers(known)
 
     def groups(self, tokens: Tokens) -> list[str]:
         """The group of each match, in order, as `finditer` over the joined words finds them."""
         if self._at_word_starts is None:
             matches = self._anywhere.finditer(" ".join(tokens.words))
             return [match.lastgroup for match in matches if match.lastgroup is not None]
-        found = []
-        taken_until = -1
         spaced = tokens.spaced()
-        at_word_starts = self._at_word_starts
-        if self._at_openings is not None and spaced.isascii():
-            at_word_starts = self._at_openings
-        for match in at_word_starts.finditer(spaced):
-            group = match.lastgroup
-            if group is None:
-                continue
-            start, end = match.span(group)
-            if start >= taken_until:
-                found.append(group)
-                taken_until = end
-        return found
+        if not spaced.isascii():
+            return _without_overlaps(self._at_word_starts.finditer(spaced))
+        hits = tokens.phrase_hits(self.triggers) if self.triggers is not None else None
+        if hits is not None:
+            # Where a trigger key starts (its space or apostrophe), in order, as finditer
+            # would reach them: the pattern consumes that one character, so it visits each.
+            starts = sorted({end + 1 - length for end, (length, _, _) in hits})
+            at_word_start = self._at_word_starts.match
+            return _without_overlaps(at_word_start(spaced, start) for start in starts)
+        if self._at_openings is not None:
+            return _without_overlaps(self._at_openings.finditer(spaced))
+        return _without_overlaps(self._at_word_starts.finditer(spaced))
+
+
+class _Triggers:
+    """Phrase-index keys for the word starts where patterns that open so can match."""
+
+    def __init__(self, openings: Iterable[str]) -> None:
+        self.keys: dict[str, tuple[int, None, tuple[str, ...]]] = {}
+        for opening in openings:
+            # "no " when the opening goes on past its first word, else all of it (a prefix).
+            head, space, _ = opening.partition(" ")
+            for before in " '":
+                key = before + head + space
+                self.keys[key] = (len(key), None, ())
+
+
+def _without_overlaps(matches: Iterable[re.Match[str] | None]) -> list[str]:
+    """The group of each match, but those starting inside the previous one, as `finditer`
+    over the joined words finds them."""
+    found = []
+    taken_until = -1
+    for match in matches:
+        if match is None:
+            continue
+        group = match.lastgroup
+        if group is None:
+            continue
+        start, end = match.span(group)
+        if start >= taken_until:
+            found.append(group)
+            taken_until = end
+    return found
 
 
 # Patterns that start at a word boundary and cannot tell the joined words from the same with a

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import ahocorasick
 
@@ -124,7 +124,7 @@ class Tokens:
         self._index = index
         self._phrase_hits = None
 
-    def phrase_hits(self, matcher: PhraseMatcher) -> list[_Hit] | None:
+    def phrase_hits(self, matcher: PhraseKeys) -> list[_Hit] | None:
         """What `matcher`'s own automaton would find, from the index's shared pass; None when
         the index does not hold it."""
         index = self._index
@@ -148,6 +148,13 @@ def as_tokens(tokens: Tokens | Sequence[str]) -> Tokens:
 _Found = tuple[int, tuple[bool, int] | None, tuple[str, ...]]
 # Where a key ends in the spaced words (its last character), and what it stands for.
 _Hit = tuple[int, _Found]
+
+
+class PhraseKeys(Protocol):
+    """What a PhraseIndex reads of a matcher: its keys in the words joined by spaces."""
+
+    @property
+    def keys(self) -> Mapping[str, _Found]: ...
 
 
 class PhraseMatcher:
@@ -234,8 +241,8 @@ class PhraseIndex:
     longest first), so its counts are the same.
     """
 
-    def __init__(self, matchers: Iterable[PhraseMatcher]) -> None:
-        self.slots: dict[PhraseMatcher, int] = {}
+    def __init__(self, matchers: Iterable[PhraseKeys]) -> None:
+        self.slots: dict[PhraseKeys, int] = {}
         shared: dict[str, list[tuple[int, _Found]]] = {}
         for matcher in matchers:
             if matcher in self.slots or not matcher.keys:

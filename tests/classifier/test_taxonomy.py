@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from omniroute.classifier.taxonomy import Taxonomy, TaxonomyError, _opening_strings, _Patterns
-from omniroute.classifier.text import Tokens, fold, words
+from omniroute.classifier.text import PhraseIndex, Tokens, fold, words
 
 EXPECTED = {
     "billing",
@@ -138,10 +138,17 @@ class TestPatternOpenings:
         vocabulary = "no me ha llegado llega 3 12 dias semanas esperando can't cannot unable to"
         vocabulary += " log sign in login x y yz xyz yyz l'no o'can't ' 9x n nox ٣ no'me"
         pool = vocabulary.split()
+        index = PhraseIndex(taxonomy.matchers("es"))
         rng = random.Random(3)
         for _ in range(3000):
-            tokens = Tokens([rng.choice(pool) for _ in range(rng.randint(0, 12))])
-            assert rules.groups(tokens) == _tried_at_every_word_start(rules, tokens)
+            words = [rng.choice(pool) for _ in range(rng.randint(0, 12))]
+            expected = _tried_at_every_word_start(rules, Tokens(words))
+            # Alone (the guarded regex), and with the phrase index's trigger keys.
+            assert rules.groups(Tokens(words)) == expected
+            shared = Tokens(words)
+            shared.share_phrases(index)
+            assert rules.groups(shared) == expected
+            assert taxonomy.rule_hits(shared, "es") == taxonomy.rule_hits(Tokens(words), "es")
 
 
 def _tried_at_every_word_start(rules: _Patterns, tokens: Tokens) -> list[str]:
