@@ -12,6 +12,7 @@ import structlog
 import typer
 
 from omniroute.classifier.model import (
+    EMBEDDING_SCALE,
     ModelError,
     abstention_threshold,
     load_model,
@@ -56,6 +57,13 @@ def train(
     balanced: Annotated[
         bool, typer.Option("--balanced/--no-balanced", help="weight classes by their rarity")
     ] = True,
+    embedding_scale: Annotated[
+        float,
+        typer.Option(
+            "--embedding-scale",
+            help="weight of the pretrained sentence embedding (WordLlama); 0: n-grams only",
+        ),
+    ] = EMBEDDING_SCALE,
 ) -> None:
     """Train a model on labelled rows; rows labelled `unknown` or `oos` are never predicted."""
     _logs_to_stderr()
@@ -68,7 +76,13 @@ def train(
     started = time.perf_counter()
     with tqdm(total=training_steps(len(dataset)), unit="row", leave=False) as bar:
         model = train_model(
-            dataset.texts, dataset.labels, c=c, min_df=min_df, balanced=balanced, progress=bar
+            dataset.texts,
+            dataset.labels,
+            c=c,
+            min_df=min_df,
+            balanced=balanced,
+            progress=bar,
+            embedding_scale=embedding_scale,
         )
     model.save(out)
     typer.echo(

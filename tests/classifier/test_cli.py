@@ -7,6 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from omniroute.classifier.cli import app
+from omniroute.classifier.model import EMBEDDING_SCALE, load_model
 
 runner = CliRunner()
 
@@ -60,6 +61,21 @@ class TestTrainAndEval:
         assert report["accuracy"] >= 0.9
         assert 0.0 <= report["macro_f1"] <= 1.0
         assert set(report["per_class"]) == {"billing", "delivery", "account", "unknown"}
+
+    def test_the_embedding_block_is_on_by_default_and_can_be_left_out(self, tmp_path: Path) -> None:
+        data = write_csv(tmp_path / "train.csv", ROWS * 4)
+        for scale, expected in (([], EMBEDDING_SCALE), (["--embedding-scale", "0"], 0.0)):
+            model_dir = tmp_path / f"model-{expected}"
+            trained = runner.invoke(
+                app, ["train", "--data", str(data), "--out", str(model_dir), *scale]
+            )
+            assert trained.exit_code == 0, trained.output
+            assert load_model(model_dir).vocabulary.embedding_scale == expected
+            result = runner.invoke(
+                app, ["eval", "--data", str(data), "--model", str(model_dir), "--json"]
+            )
+            assert result.exit_code == 0, result.output
+            assert json.loads(result.stdout)["accuracy"] >= 0.9
 
     def test_custom_columns_and_jsonl(self, tmp_path: Path) -> None:
         data = tmp_path / "train.jsonl"

@@ -91,8 +91,34 @@ class TestPersistence:
         with np.load(tmp_path / "model.npz", allow_pickle=False) as arrays:
             assert arrays["weights"].dtype == np.float32
 
+    def test_round_trip_scores_every_text_exactly_alike(self, tmp_path: Path) -> None:
+        model = train_model(*toy_rows())
+        assert model.vocabulary.embedding_scale > 0
+        model.save(tmp_path)
+        loaded = load_model(tmp_path)
+        assert np.array_equal(loaded.vocabulary.embedding_mean, model.vocabulary.embedding_mean)
+        # Known words, unseen synonyms (the embedding block alone knows them), references.
+        for text in ["my parcel is late", "the shipment went missing", "ref 88123 zq9", ""]:
+            assert np.array_equal(loaded.decision(text), model.decision(text)), text
+
     def test_missing_model_is_a_clear_error(self, tmp_path: Path) -> None:
         with pytest.raises(ModelError, match="train one first"):
+            load_model(tmp_path)
+
+    def test_an_older_format_is_a_clear_error(self, tmp_path: Path) -> None:
+        train_model(*toy_rows()).save(tmp_path)
+        meta = json.loads((tmp_path / "model.json").read_text())
+        (tmp_path / "model.json").write_text(json.dumps({**meta, "format_version": 2}))
+        with pytest.raises(ModelError, match="unsupported model format; train it again"):
+            load_model(tmp_path)
+
+    def test_other_word_vectors_are_a_clear_error(self, tmp_path: Path) -> None:
+        train_model(*toy_rows()).save(tmp_path)
+        with np.load(tmp_path / "model.npz", allow_pickle=False) as stored:
+            arrays = dict(stored)
+        arrays["embedding_source"] = np.frombuffer(b"wordllama/other 000000000000", np.uint8)
+        np.savez_compressed(tmp_path / "model.npz", **arrays)
+        with pytest.raises(ModelError, match="word vectors .*train it again"):
             load_model(tmp_path)
 
 
