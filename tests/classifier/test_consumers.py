@@ -96,3 +96,12 @@ class TestRecentConversations:
         # The oldest was evicted, so it looks new again.
         assert not recent.observe(ids[0], uuid.uuid4())
         assert recent.observe(ids[2], uuid.uuid4())
+
+
+class TestWireFormat:
+    def test_a_classified_contact_encodes_as_its_json_dump(self, classifier: Classifier) -> None:
+        inbound = contact("¡Me habéis cobrado dos veces! 😡 Llamadme al 612 345 678", tier="vip")
+        classified = classifier.classify(inbound)
+        assert encode_event(classified) == classified.model_dump_json().encode()
+        assert encode_event(inbound) == inbound.model_dump_json().encode()
+        assert decode_event(ClassifiedContact, encode_event(classified)) == classified

@@ -80,7 +80,9 @@ E = TypeVar("E", bound=BaseModel)
 
 
 def encode_event(event: BaseModel) -> bytes:
-    return event.model_dump_json().encode()
+    # The bytes `model_dump_json().encode()` gives, without the round trip through a str
+    # (pydantic-core writes bytes; model_dump_json decodes them, and encode() undoes that).
+    return event.__pydantic_serializer__.to_json(event)
 
 
 def decode_event(model: type[E], value: bytes) -> E:
