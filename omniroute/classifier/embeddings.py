@@ -7,7 +7,8 @@ of words from outside our data: "renew" lands near "extend", "abroad" near "over
 
 Only the two files are read, from the installed package (the package itself is not imported:
 its import configures logging and it would fetch a missing file from the network). The table
-stays in float16 (16 MB); the rows of a word's tokens are converted when the word is first met.
+stays in float16 (16 MB); a token's row is converted to float64 the first time a word holds it
+(numpy's float16 casts are slow), into a table whose untouched pages take no memory.
 
 A word's vector is the sum of its tokens' vectors and their count, so that summing them over a
 text's words and dividing gives the token-level average WordLlama computes. Digits are pooled
@@ -45,8 +46,18 @@ class WordVectors:
 
     def __init__(self, table: npt.NDArray[np.float16], tokenizer: Any, digest: str) -> None:
         self._table = table
+        self._converted = np.zeros(table.shape)
+        self._ready = np.zeros(table.shape[0], dtype=bool)
         self._tokenizer = tokenizer
         self.digest = digest
+
+    def _rows(self, ids: list[int]) -> F64:
+        ready = self._ready
+        missing = [token for token in ids if not ready[token]]
+        if missing:
+            self._converted[missing] = self._table[missing]
+            ready[missing] = True
+        return self._converted.take(ids, axis=0)
 
     def of(self, words: Sequence[str]) -> F64:
         """Rows of [sum of token vectors | token count], one per word; empty words are zeros."""
@@ -55,7 +66,9 @@ class WordVectors:
             # The classifier's usual case (a word never seen): no batch machinery.
             ids = self._tokenizer.encode(char_shape(words[0]), add_special_tokens=False).ids
             if ids:
-                out[0, :DIMENSIONS] = self._table.take(ids, axis=0).astype(np.float64).sum(axis=0)
+                # A product rather than .sum(axis=0): numpy's reductions cost more for few rows.
+                ones = _ONES[: len(ids)] if len(ids) <= _ONES.size else np.ones(len(ids))
+                out[0, :DIMENSIONS] = ones @ self._rows(ids)
                 out[0, DIMENSIONS] = len(ids)
             return out
         if not words:
@@ -66,7 +79,7 @@ class WordVectors:
         ids = [token for item in encoded for token in item.ids]
         if not ids:
             return out
-        vectors = self._table.take(ids, axis=0).astype(np.float64)
+        vectors = self._rows(ids)
         starts = np.cumsum([0, *lengths[:-1]])
         has = np.asarray(lengths) > 0
         out[has, :DIMENSIONS] = np.add.reduceat(vectors, starts[has], axis=0)
@@ -80,6 +93,7 @@ def char_shape(word: str) -> str:
 
 
 _DIGITS_AS_ZERO = str.maketrans("123456789", "000000000")
+_ONES = np.ones(64)
 
 
 def _package_dir() -> Path:

@@ -38,6 +38,16 @@ class TestWordVectors:
     def test_no_words(self) -> None:
         assert word_vectors().of([]).shape == (0, DIMENSIONS + 1)
 
+    def test_one_word_alone_or_in_a_batch_alike(self) -> None:
+        vectors = word_vectors()
+        # A word of many tokens (a pasted reference), alone and among others.
+        long = "qx" * 150
+        for word in ["card", long]:
+            alone = vectors.of([word])[0]
+            among = vectors.of(["refund", word])[1]
+            assert alone[DIMENSIONS] == among[DIMENSIONS] > 0
+            assert np.allclose(alone, among, atol=1e-12)
+
 
 class TestEmbeddingBlock:
     # Words that no training row holds: only knowledge from outside the data relates them to
