@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from itertools import compress
 from typing import cast
 
+from omniroute.classifier.pii import MASKS
 from omniroute.classifier.text import PhraseMatcher, Tokens, as_tokens
 from omniroute.shared.events import Sentiment
 
@@ -315,6 +316,12 @@ _REPEATED_MARKS = re.compile(rb"!!+")
 _CAPS_WORD_MARKS = re.compile(rb"AAA(?<![ABw]AAA)A*(?![ABw])")
 # Long texts are scored on their opening: where customers put what they feel.
 _SCAN_CHARS = 4000
+# The redactor's masks ("[CARD]", "[PHONE]"...) are capitals the customer never typed: they
+# must not make a redacted message shout.
+# Every mask is a bracketed name; the literal "[" lets the engine skip to candidates.
+_MASK = re.compile(
+    r"\[(?:" + "|".join(sorted({mask.strip("[]") for mask in MASKS.values()})) + r")\]"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +387,13 @@ def analyse(text: str, tokens: Tokens | Sequence[str]) -> SentimentAnalysis:
                 neg += weight
 
     raw = text[:_SCAN_CHARS]
+    masked_letters = 0
+    if "[" in raw:
+        # Each mask becomes one space: its brackets already kept it apart from its neighbours.
+        unmasked, masks = _MASK.subn(" ", raw)
+        if masks:
+            masked_letters = len(raw) - len(unmasked) - masks
+            raw = unmasked
     phrases = PHRASES.counts(view)
     threat = "threat" in phrases
     exasperation = phrases.get("exasperation", 0)
@@ -400,7 +414,7 @@ def analyse(text: str, tokens: Tokens | Sequence[str]) -> SentimentAnalysis:
         upper = len(_UPPER.findall(raw))
     neg += angry_emoji + 0.7 * sad_emoji
     pos += 0.8 * happy_emoji
-    caps = _shouting(raw, view, upper, marks)
+    caps = _shouting(raw, view, upper, marks, masked_letters)
 
     total = pos + neg
     score = 0.0 if total == 0 else (pos - neg) / (total + 1.0)
@@ -453,12 +467,18 @@ def _marks(raw: str) -> bytes | None:
         return None
 
 
-def _shouting(raw: str, tokens: Tokens, upper: int, marks: bytes | None) -> float:
-    """1.0 for a message in capitals, partial for several shouted words."""
+def _shouting(
+    raw: str, tokens: Tokens, upper: int, marks: bytes | None, masked_letters: int
+) -> float:
+    """1.0 for a message in capitals, partial for several shouted words.
+
+    `raw` is the text without the redactor's masks, whose words are among the tokens: their
+    `masked_letters` do not count as the customer's letters.
+    """
     if upper < 9:
         return 0.0
     # The letters of the words: their spaced form less its spaces (one per word, and one).
-    letters = len(tokens.spaced()) - len(tokens) - 1 if len(tokens) else 0
+    letters = len(tokens.spaced()) - len(tokens) - 1 - masked_letters if len(tokens) else 0
     if letters >= 12 and upper / letters >= 0.7:
         return 1.0
     if marks is None:

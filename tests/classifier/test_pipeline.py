@@ -100,6 +100,21 @@ class TestPersonalData:
         assert "ES91" not in dumped
         assert set(result.pii_kinds) >= {"card_number", "cvv", "iban"}
 
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "Hola, quiero cambiar la tarjeta 4111 1111 1111 1111 por la nueva; mi teléfono es "
+            "612 345 678 y mi correo ana@example.com",
+            "Hi, please swap my card 4111 1111 1111 1111 for the new one; my phone is "
+            "612 345 678 and my e-mail ana@example.com",
+        ],
+    )
+    def test_masks_do_not_read_as_shouting(self, classifier: Classifier, text: str) -> None:
+        result = classifier.classify(contact(text))
+        assert result.contact.text.count("[") == 3
+        assert result.sentiment.anger < 0.1
+        assert "anger" not in {reason.signal for reason in result.reasons}
+
 
 class TestStamps:
     def test_language_skills_version_and_times(self, classifier: Classifier) -> None:

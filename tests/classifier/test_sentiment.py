@@ -4,12 +4,15 @@ import random
 
 import pytest
 
+from omniroute.classifier.pii import MASKS, PiiRedactor
 from omniroute.classifier.sentiment import (
     _CAPS_WORD,
     _CAPS_WORD_MARKS,
+    _LEXICON,
     _REPEATED_MARKS,
     _REPEATED_PUNCT,
     _UPPER,
+    PHRASES,
     SentimentAnalysis,
     _marks,
     analyse,
@@ -122,6 +125,55 @@ class TestAnger:
 
     def test_polite_messages_are_calm(self) -> None:
         assert feel("Could you tell me when my order will arrive? Thanks").anger < 0.2
+
+
+class TestRedactionMasks:
+    """The redactor's "[CARD]", "[PHONE]"... are not capitals the customer typed."""
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "Hola, quería cambiar la tarjeta 4111 1111 1111 1111 (cvv 123) por la nueva. "
+            "Mi teléfono es 612 345 678 y mi correo ana@example.com, DNI 12345678Z. Gracias",
+            "Hi, please update my card 5500-0000-0000-0004 to the new one. My phone is "
+            "+34 612345678, e-mail ana@example.com, IBAN ES91 2100 0418 4502 0005 1332. Thanks",
+        ],
+    )
+    def test_a_calm_redacted_message_is_not_angry(self, text: str) -> None:
+        redacted = PiiRedactor()(text).text
+        assert redacted.count("[") >= 4
+        result = feel(redacted)
+        assert "all_caps" not in result.cues
+        assert result.anger < 0.3
+        assert result.label is not Sentiment.NEGATIVE
+
+    def test_masks_alone_do_not_shout(self) -> None:
+        text = "Datos: [CARD] [CVV] [PHONE] [EMAIL] [IBAN] [DNI] [NIE] [CARD]"
+        assert "all_caps" not in feel(text).cues
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "MI TARJETA 4111 1111 1111 1111 NO FUNCIONA Y NADIE ME RESPONDE, LLAMAD AL 612 345 678",
+            "MY CARD 4111 1111 1111 1111 STILL DOES NOT WORK AND NOBODY ANSWERS, CALL 612 345 678",
+        ],
+    )
+    def test_a_shouted_redacted_message_still_shouts(self, text: str) -> None:
+        redacted = PiiRedactor()(text).text
+        assert "[CARD]" in redacted
+        assert "[PHONE]" in redacted
+        assert "all_caps" in feel(redacted).cues
+
+    def test_a_few_shouted_words_beside_masks(self) -> None:
+        # Three shouted words shout; two with masks beside them do not.
+        assert "all_caps" in feel("Mi tarjeta ESTO NO FUNCIONA NUNCA, la [CARD]").cues
+        assert "all_caps" not in feel("Mi tarjeta NO FUNCIONA NUNCA, la [CARD] y [PHONE]").cues
+
+    def test_mask_words_are_in_no_lexicon(self) -> None:
+        for mask in MASKS.values():
+            for word in words(fold(mask)):
+                assert word not in _LEXICON
+                assert not PHRASES.counts([word])
 
 
 class TestLatin1Marks:
