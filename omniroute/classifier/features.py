@@ -413,17 +413,20 @@ class Scorer:
         # Row of each shape (see `char_shape`) of the words never seen.
         self._shapes: dict[str, int] = {}
 
-    def _learn(self, novel: list[str]) -> None:
+    def _learn(self, novel: list[str], message: Iterable[str]) -> None:
         """Fill rows for words training never saw: their char block, which is known for any
         word (no unigram, no n-grams), and their token vectors. One gather and one sum for all
-        of a message's char n-grams, one tokenizer call for its words."""
+        of a message's char n-grams, one tokenizer call for its words. `novel` are the words
+        of `message` that have no row yet."""
         start, ngram_start = self._novel_start, self._ngram_start
         if self._used + len(novel) > ngram_start:
-            # Full: forget the words learnt so far (the vocabulary's rows stay).
+            # Full: forget the words learnt so far (the vocabulary's rows stay), then learn
+            # every word of this message outside the vocabulary, those learnt before included.
             self._slots = {w: slot for w, slot in self._slots.items() if slot < start}
             self._shapes.clear()
             self._table[start:ngram_start] = 0.0
             self._used = start
+            novel = [word for word in message if word not in self._slots]
             room = ngram_start - start
             if len(novel) > room:
                 # One text with more unseen words than the cache holds (a caller's own tokens).
@@ -473,7 +476,8 @@ class Scorer:
         # Table rows: a list of ints, then an array once n-gram rows join.
         rows: Any = list(map(lookup, counts))
         if None in rows:
-            self._learn([word for word, row in zip(counts, rows, strict=True) if row is None])
+            novel = [word for word, row in zip(counts, rows, strict=True) if row is None]
+            self._learn(novel, counts)
             lookup = self._slots.get  # learning may have started a new dictionary
             rows = list(map(lookup, counts))
         rows = np.array(rows, dtype=np.intp)

@@ -157,6 +157,18 @@ class TestFeatures:
             expected = np.asarray(row @ weights).ravel() + model.bias
             assert np.allclose(scorer.decision(tokens), expected, atol=1e-9)
 
+    def test_words_learnt_before_the_cache_fills_are_learnt_again(self) -> None:
+        # The second text meets the full cache holding one of its own words: starting again
+        # must not leave that word without a row.
+        model = train_model(*toy_rows())
+        scorer = Scorer(model.vocabulary, model.weights, model.bias, novel_words=4)
+        weights = model.weights.astype(np.float64)
+        for text in ("parcel qxa zzb", "late qxa courier wqc wqdd wqeee"):
+            tokens = Tokens.of(text)
+            row = model.vocabulary.transform([tokens.words])
+            expected = np.asarray(row @ weights).ravel() + model.bias
+            assert np.allclose(scorer.decision(tokens), expected, atol=1e-9)
+
     def test_unseen_numbers_of_one_shape_score_alike(self) -> None:
         texts, labels = toy_rows()
         texts += ["invoice 20231 is wrong", "parcel 881 is late"] * 3
