@@ -10,9 +10,12 @@ for about half the session timeout (so a consumer takes a few seconds to get its
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -50,6 +53,9 @@ MAX_RECORDS_PER_FETCH = 200
 REASON_MAX_CHARS = 500
 CONSUMER_START_TIMEOUT_SECONDS = 30.0
 COMMIT_INTERVAL_SECONDS = 0.2
+# How often acks past their deadline are failed: a publish answers within its send timeout
+# plus this.
+ACK_CHECK_SECONDS = 0.1
 # How long the broker may hold a fetch that has nothing yet: also how soon a partition resumed
 # after its worker finished is fetched again.
 FETCH_MAX_WAIT_MS = 100
@@ -112,6 +118,43 @@ class _Stopping:
         return not self.event.is_set()
 
 
+class AckTimeout(Exception):
+    """The broker did not acknowledge a message by its deadline."""
+
+
+class _AckDeadlines:
+    """Fails every ack the broker has not given by its deadline; checked every
+    ACK_CHECK_SECONDS by one task of the bus.
+
+    One watch rather than a timer per publish: asyncio.timeout sets and clears an event-loop
+    timer per message, about a quarter of what a publish costs in aiokafka. Every publish of a
+    bus has the same send timeout, so deadlines come in order: only the oldest is looked at.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: collections.deque[tuple[float, asyncio.Future[Any]]] = collections.deque()
+
+    def watch(self, deadline: float, acks: Iterable[asyncio.Future[Any]]) -> None:
+        for ack in acks:
+            self._waiting.append((deadline, ack))
+
+    def expire(self, now: float) -> None:
+        waiting = self._waiting
+        while waiting:
+            deadline, ack = waiting[0]
+            if not ack.done():
+                if deadline > now:
+                    return
+                ack.set_exception(AckTimeout())
+                ack.exception()  # retrieved: a caller that gave up must not log it as lost
+            waiting.popleft()
+
+    async def run(self, stopping: _Stopping) -> None:
+        loop = asyncio.get_running_loop()
+        while await stopping.sleep(ACK_CHECK_SECONDS):
+            self.expire(loop.time())
+
+
 class KafkaBus:
     """The Bus protocol over Kafka.
 
@@ -137,6 +180,7 @@ class KafkaBus:
         self._consumers: list[_Consumer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = _Stopping()
+        self._ack_deadlines = _AckDeadlines()
         self._started = False
 
     @property
@@ -149,6 +193,7 @@ class KafkaBus:
         if self._started:
             raise RuntimeError("KafkaBus.start() called twice")
         self._started = True
+        self._tasks.append(asyncio.create_task(self._ack_deadlines.run(self._stopping)))
         try:
             await self._connect()
         except (KafkaError, OSError, TimeoutError) as exc:
@@ -185,6 +230,9 @@ class KafkaBus:
                 await asyncio.wait_for(producer.stop(), self._send_timeout)
             except (KafkaError, OSError, TimeoutError) as exc:
                 log.warning("bus.kafka.producer_close_failed", error=type(exc).__name__)
+        # The watch has stopped with the other tasks: what the closed producer did not
+        # acknowledge, nothing will.
+        self._ack_deadlines.expire(math.inf)
         log.info("bus.kafka.stopped")
 
     async def ping(self) -> bool:
@@ -235,23 +283,26 @@ class KafkaBus:
         producer = self._producer
         if producer is None:
             raise BusUnavailable("the Kafka bus is not connected", retry_after=RETRY_AFTER_SECONDS)
+        deadline = asyncio.get_running_loop().time() + self._send_timeout
         try:
-            async with asyncio.timeout(self._send_timeout):
-                # Queue everything first so the producer batches, then wait for every ack.
-                acks = [
-                    await producer.send(
-                        topic,
-                        value,
-                        key=key.encode() if key is not None else None,
-                        headers=headers or None,
-                    )
-                    for key, value, headers in items
-                ]
-                if len(acks) == 1:
-                    await acks[0]  # the usual case (one contact per request): no gather task
-                else:
-                    await asyncio.gather(*acks)
-        except TimeoutError as exc:
+            # Queue everything first so the producer batches, then wait for every ack. send()
+            # itself is bounded by the producer's request timeout (the send timeout), the acks
+            # by the deadline watch.
+            acks = [
+                await producer.send(
+                    topic,
+                    value,
+                    key=key.encode() if key is not None else None,
+                    headers=headers or None,
+                )
+                for key, value, headers in items
+            ]
+            self._ack_deadlines.watch(deadline, acks)
+            if len(acks) == 1:
+                await acks[0]  # the usual case (one contact per request): no gather task
+            else:
+                await asyncio.gather(*acks)
+        except AckTimeout as exc:
             log.warning("bus.kafka.send_timeout", topic=topic, count=len(items))
             raise BusUnavailable(
                 f"Kafka did not acknowledge {topic} within {self._send_timeout}s",
