@@ -18,7 +18,7 @@ from omniroute.classifier.features import MAX_CHARS
 from omniroute.classifier.language import LanguageIdentifier
 from omniroute.classifier.model import abstention_threshold, load_default_model, load_model
 from omniroute.classifier.pii import ALL_KINDS, PiiRedactor
-from omniroute.classifier.priority import ReasonFields, prioritise
+from omniroute.classifier.priority import ReasonFields, UrgencyFields, prioritise
 from omniroute.classifier.sla import SlaBook
 from omniroute.classifier.taxonomy import UNKNOWN, Taxonomy
 from omniroute.classifier.text import PhraseIndex, Tokens
@@ -27,7 +27,6 @@ from omniroute.shared.events import (
     ClassifiedContact,
     InboundContact,
     TranscriptTurn,
-    UrgencySignals,
     Visibility,
     utcnow,
 )
@@ -143,14 +142,15 @@ class Classifier:
             kind = "phishing" if verdict.phishing else "spam"
             reasons.append({"signal": "spam", "detail": kind, "weight": verdict.score})
         tier = (contact.customer.tier or "").lower() or None
-        urgency = UrgencySignals(
-            urgent_wording=cues.urgent_wording,
-            legal_threat=cues.legal_threat,
-            cancellation_threat=cues.cancellation_threat,
-            repeated_contact=repeated_contact,
-            public=contact.visibility is Visibility.PUBLIC,
-            vip=tier == "vip",
-        )
+        # The fields of UrgencySignals (and below of SlaResult), validated with the rest.
+        urgency: UrgencyFields = {
+            "urgent_wording": cues.urgent_wording,
+            "legal_threat": cues.legal_threat,
+            "cancellation_threat": cues.cancellation_threat,
+            "repeated_contact": repeated_contact,
+            "public": contact.visibility is Visibility.PUBLIC,
+            "vip": tier == "vip",
+        }
         category_id = str(category["category"])
         known = self.taxonomy.categories.get(category_id)
         decision = prioritise(
@@ -162,7 +162,7 @@ class Classifier:
             spam=verdict.spam,
         )
         reasons.extend(decision.reasons)
-        sla = self.sla.stamp(
+        sla = self.sla.stamp_fields(
             channel=contact.channel,
             visibility=contact.visibility,
             priority=decision.level,
@@ -170,7 +170,7 @@ class Classifier:
             received_at=contact.received_at,
             spam=verdict.spam,
         )
-        reasons.append({"signal": "sla", "detail": sla.policy})
+        reasons.append({"signal": "sla", "detail": sla["policy"]})
         if verdict.spam:
             skills = [SPAM_SKILL]
         elif category_id == UNKNOWN:

@@ -5,12 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from omniroute.classifier.sentiment import SentimentAnalysis
-from omniroute.shared.events import (
-    Channel,
-    PriorityLevel,
-    Sentiment,
-    UrgencySignals,
-)
+from omniroute.shared.events import Channel, PriorityLevel, Sentiment
 
 # Live channels wait on a person at the other end; public posts are seen by everyone.
 _CHANNEL_WEIGHT = {
@@ -28,6 +23,8 @@ _LEVELS = ((70, PriorityLevel.P1), (50, PriorityLevel.P2), (30, PriorityLevel.P3
 
 # A reason as the fields of `Reason`: the pipeline validates them all at once, with the contact.
 ReasonFields = dict[str, str | float]
+# The fields of `UrgencySignals`, likewise validated with the contact.
+UrgencyFields = dict[str, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +39,7 @@ def prioritise(
     category_weight: int,
     category: str,
     sentiment: SentimentAnalysis,
-    urgency: UrgencySignals,
+    urgency: UrgencyFields,
     channel: Channel,
     spam: bool,
 ) -> PriorityDecision:
@@ -64,17 +61,17 @@ def prioritise(
             f"anger {sentiment.anger:.2f}: {', '.join(sentiment.cues)}",
             20 * sentiment.anger,
         )
-    if urgency.urgent_wording:
+    if urgency["urgent_wording"]:
         add("urgency", "urgent wording", 15)
-    if urgency.legal_threat:
+    if urgency["legal_threat"]:
         add("legal_threat", "legal action mentioned", 20)
-    if urgency.cancellation_threat:
+    if urgency["cancellation_threat"]:
         add("cancellation_threat", "customer may leave", 15)
-    if urgency.repeated_contact:
+    if urgency["repeated_contact"]:
         add("repeated_contact", "customer wrote again on this conversation", 10)
-    if urgency.public:
+    if urgency["public"]:
         add("public", "public post, visible to everyone", 15)
-    if urgency.vip:
+    if urgency["vip"]:
         add("vip", "VIP customer", 15)
     add("channel", channel.value, _CHANNEL_WEIGHT.get(channel, 0))
     # Summed as floats, as the validated Reason weights were.

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import yaml
 
@@ -18,6 +18,14 @@ from omniroute.shared.events import Channel, PriorityLevel, SlaResult, Visibilit
 DEFAULT_SLA = "sla.yaml"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class SlaFields(TypedDict):
+    """The fields of an SlaResult: the pipeline validates them once, with the whole contact."""
+
+    policy: str
+    first_response_due: datetime
+    resolution_due: datetime | None
 
 
 class SlaConfigError(ValueError):
@@ -73,6 +81,28 @@ class SlaBook:
         received_at: datetime,
         spam: bool = False,
     ) -> SlaResult:
+        return SlaResult.model_validate(
+            self.stamp_fields(
+                channel=channel,
+                visibility=visibility,
+                priority=priority,
+                tier=tier,
+                received_at=received_at,
+                spam=spam,
+            )
+        )
+
+    def stamp_fields(
+        self,
+        *,
+        channel: Channel,
+        visibility: Visibility,
+        priority: PriorityLevel,
+        tier: str | None,
+        received_at: datetime,
+        spam: bool = False,
+    ) -> SlaFields:
+        """The fields of `stamp`'s SlaResult, for a caller that validates them with others."""
         policy = self.policy_for(channel, visibility, spam)
         tier_name = (tier or "standard").lower()
         factor = self.tiers.get(tier_name, self.tiers.get("standard", 1.0))
@@ -80,13 +110,13 @@ class SlaBook:
             tier_name = "standard"
         first = policy.first_response[priority] * factor
         resolution = policy.resolution.get(priority)
-        return SlaResult(
-            policy=f"{policy.name}.{priority.value}.{tier_name}",
-            first_response_due=policy.calendar.add(received_at, first),
-            resolution_due=(
+        return {
+            "policy": f"{policy.name}.{priority.value}.{tier_name}",
+            "first_response_due": policy.calendar.add(received_at, first),
+            "resolution_due": (
                 policy.calendar.add(received_at, resolution * factor) if resolution else None
             ),
-        )
+        }
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], default_timezone: str) -> SlaBook:
