@@ -92,7 +92,8 @@ class LanguageIdentifier:
             ranked = sorted(counts, key=counts.__getitem__, reverse=True)
             best, second = ranked[0], counts[ranked[1]] if len(ranked) > 1 else 0.0
             # Shared words ("una", "que") split their vote, so compare with the runner-up.
-            share = counts[best] / (counts[best] + second)
+            # Nothing when every function word seen belongs to languages not configured.
+            share = counts[best] / (counts[best] + second) if counts[best] else 0.0
             if share >= _MIN_SHARE:
                 if known in counts and known != best and counts[known] >= counts[best] * 0.9:
                     best = known

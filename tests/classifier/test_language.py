@@ -47,6 +47,13 @@ class TestLongTexts:
         guess = identifier.identify(text, words(fold(text)))
         assert (guess.code, guess.method) == ("es", "function_words")
 
+    def test_function_words_of_languages_not_configured_leave_it_to_lingua(self) -> None:
+        english_only = LanguageIdentifier(["en"])
+        text = "Ich habe die Bestellung nicht bekommen und das ist nicht gut, aber ich warte noch"
+        guess = english_only.identify(text, words(fold(text)))
+        assert guess.method != "function_words"
+        assert guess.code in ("en", "und")
+
 
 class TestKnownLanguage:
     def test_customer_language_breaks_a_tie(self, identifier: LanguageIdentifier) -> None:
