@@ -13,6 +13,8 @@ from typing import Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from omniroute.shared.events import ClassifiedContact, classified_json
+
 
 class BusUnavailable(Exception):
     """The bus could not make a message durable; the caller should retry later."""
@@ -82,6 +84,10 @@ E = TypeVar("E", bound=BaseModel)
 def encode_event(event: BaseModel) -> bytes:
     # The bytes `model_dump_json().encode()` gives, without the round trip through a str
     # (pydantic-core writes bytes; model_dump_json decodes them, and encode() undoes that).
+    # A ClassifiedContact, the classifier's one output per contact, has a faster writer of
+    # the same bytes.
+    if type(event) is ClassifiedContact:
+        return classified_json(event)
     return event.__pydantic_serializer__.to_json(event)
 
 
