@@ -34,9 +34,11 @@ are looked up with one `searchsorted` per message instead of joining strings.
 from __future__ import annotations
 
 import math
+import struct
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -88,6 +90,11 @@ def _sublinear(count: int) -> float:
 
 # 1 + log(count) for small counts, looked up rather than computed per message.
 _SUBLINEAR = np.concatenate(([0.0], 1.0 + np.log(np.arange(1, 1025, dtype=np.float64))))
+# The same and its square as 8 float64 bytes each, for the scorer (see `Scorer._rows`).
+_SUBLINEAR_PACKED = [value.tobytes() for value in _SUBLINEAR]
+_SQUARE_PACKED = [value.tobytes() for value in _SUBLINEAR * _SUBLINEAR]
+# A table row, as the scorer's word dictionaries hold it: the bytes of one intp.
+_ROW = struct.Struct("=q" if np.dtype(np.intp).itemsize == 8 else "=i")
 
 
 def _sublinear_array(counts: npt.NDArray[Any]) -> F64:
@@ -349,15 +356,19 @@ class Scorer:
     """A text's linear scores, equal to `Vocabulary.transform` followed by the product with the
     weights, computed from cached partial scores.
 
-    One table holds a row per vocabulary word (its unigram's weight row times IDF, the char
-    block's product u_w @ W, and what each adds to the two blocks' squared norms), then rows for
-    words never seen, filled on first sight, then a row per word n-gram. A second table holds,
-    for the same word rows, the word's row t_w of the embedding block (see
-    `Vocabulary.word_embeddings`; the embedding
-    block). A message costs a dictionary lookup per word, one `searchsorted` for its word
-    bigrams and trigrams, one gather and one product over the rows it uses, and for the
-    embedding block one more gather and product, a dot product for its norm and one product
-    with its weights.
+    One table holds a row per word: row 0 unused, then a row per vocabulary word (row = id + 1),
+    then rows for words never seen, filled on first sight (grown as needed). Its columns are
+    the word's unigram weights times IDF, its char block's product u_w @ W, its embedding row's
+    product t_w @ E (see `Vocabulary.word_embeddings`; E the block's weights times its scale),
+    the word's two squared norms (IDF squared, |u_w|^2), then t_w itself (for the embedding's
+    norm). A second table holds a row per word n-gram (weights times IDF, IDF squared).
+
+    A message costs one lookup per word and per distinct word (`itemgetter`, in C), one gather
+    and one product of a (2, words) weight matrix with its words' rows (which gives every
+    block's scores, the squared norms and the embedding's summed vector at once), and for the
+    word n-grams two correlations of the rows (keys in base V + 2: trigram keys are then above
+    every bigram key with no offset), one `searchsorted`, a gather and a sum of the rows found.
+    About 25 numpy calls whatever the text's length.
     """
 
     def __init__(
@@ -370,70 +381,91 @@ class Scorer:
         classes = int(weights.shape[1])
         words, ngrams = len(vocabulary.words), int(vocabulary.ngram_keys.size)
         chars = len(vocabulary.chars)
+        dims = vocabulary.embedding_size
         self._classes = classes
         self._vocabulary_size = words
+        # Columns: [word scores | char scores | embedding scores | word sq. | char sq. | t_w].
+        self._squares = 3 * classes
+        width = 3 * classes + 2 + dims
+        # Word n-gram keys over table rows (id + 1; any word outside the vocabulary V + 1) in
+        # base V + 2: bigram a*B + b, trigram a*B^2 + b*B + c, which with a >= 1 is above every
+        # bigram key. Same order as the vocabulary's keys (base V + 1, trigrams offset by B^2).
+        old_base, base = words + 1, words + 2
+        keys = vocabulary.ngram_keys.astype(np.int64)
+        trigram = keys >= old_base * old_base
+        rest = np.where(trigram, keys - old_base * old_base, keys)
+        first, last = np.divmod(rest, old_base)
+        middle = np.where(trigram, first % old_base, 0)
+        first = np.where(trigram, first // old_base, first)
+        recoded = np.where(
+            trigram,
+            (first + 1) * base * base + (middle + 1) * base + (last + 1),
+            (first + 1) * base + (last + 1),
+        )
+        order = np.argsort(recoded, kind="stable")
         # A sentinel above every key: searchsorted never points past the end.
-        self._ngram_keys = np.append(vocabulary.ngram_keys, np.iinfo(np.int64).max)
+        self._ngram_keys = np.append(recoded[order], np.iinfo(np.int64).max)
+        self._unknown = np.int64(words + 1)
+        self._bigram = np.array([base, 1], dtype=np.int64)
+        self._trigram = np.array([base * base, base, 1], dtype=np.int64)
+        ngram_idf = vocabulary.ngram_idf.astype(np.float64)
+        ngram_table = np.zeros((ngrams, classes + 1))
+        ngram_table[:, :classes] = weights[words : words + ngrams] * ngram_idf[:, None]
+        ngram_table[:, classes] = ngram_idf**2
+        self._ngrams = ngram_table[order]
+
         char_weights = weights[words + ngrams : words + ngrams + chars].astype(np.float64)
         self._char_columns = {gram: i for i, gram in enumerate(vocabulary.chars)}
         char_idf = vocabulary.char_idf.astype(np.float64)
         self._chars = np.hstack((char_weights * char_idf[:, None], (char_idf**2)[:, None]))
         self._bias = bias.astype(np.float64)
-        # Columns: [word block scores | char block scores | word square | char square].
-        self._ngram_start = words + novel_words
-        table = np.zeros((words + novel_words + ngrams, 2 * classes + 2))
+
+        self._novel_start = self._used = words + 1
+        self._limit = words + 1 + novel_words
+        table = np.zeros((words + 1 + min(novel_words, 1024), width))
         word_idf = vocabulary.word_idf.astype(np.float64)
-        table[:words, :classes] = weights[:words] * word_idf[:, None]
-        table[:words, 2 * classes] = word_idf**2
+        table[1 : words + 1, :classes] = weights[:words] * word_idf[:, None]
         per_word = vocabulary._char_vectors(vocabulary.words, self._char_columns)
-        table[:words, classes : 2 * classes] = per_word @ char_weights
+        table[1 : words + 1, classes : 2 * classes] = per_word @ char_weights
+        table[1 : words + 1, 3 * classes] = word_idf**2
         squares = per_word.multiply(per_word).sum(axis=1)
-        table[:words, 2 * classes + 1] = np.asarray(squares).ravel()
-        ngram_idf = vocabulary.ngram_idf.astype(np.float64)
-        table[self._ngram_start :, :classes] = weights[words : words + ngrams] * ngram_idf[:, None]
-        table[self._ngram_start :, 2 * classes] = ngram_idf**2
-        self._table = table
-        self._novel_start = self._used = words
-        # Embedding block: the scale folded into its weights; a row t_w per word row of
-        # `table`, grown as words never seen are learnt.
+        table[1 : words + 1, 3 * classes + 1] = np.asarray(squares).ravel()
         self._vocabulary = vocabulary
         self._embedding: F64 | None = None
-        components = vocabulary.embedding_size
-        self._vectors = np.zeros((0, components))
-        if components:
+        if dims:
             start = words + ngrams + chars
-            self._embedding = weights[start : start + components].astype(np.float64) * float(
+            self._embedding = weights[start : start + dims].astype(np.float64) * float(
                 vocabulary.embedding_scale
             )
-            self._vectors = np.zeros((words + min(novel_words, 1024), components))
-            self._vectors[:words] = vocabulary.word_embeddings(vocabulary.words)
-        # Row of each word: its vocabulary id (which n-gram keys use), or a row past the
-        # vocabulary for a word never seen (whose n-grams are unknown: the sentinel id).
-        self._slots: dict[str, int] = {word: i for i, word in enumerate(vocabulary.words)}
+            vectors = vocabulary.word_embeddings(vocabulary.words)
+            table[1 : words + 1, 3 * classes + 2 :] = vectors
+            table[1 : words + 1, 2 * classes : 3 * classes] = vectors @ self._embedding
+        self._table = table
+        # Row of each word, as the 8 bytes of an intp (a message's rows are then one
+        # `bytes.join` and `np.frombuffer` away, instead of a conversion per Python int): its
+        # vocabulary id + 1 (which n-gram keys use), or a row past the vocabulary for a word
+        # never seen (whose n-grams are unknown: the sentinel V + 1).
+        self._known = {word: _ROW.pack(i + 1) for i, word in enumerate(vocabulary.words)}
+        self._slots: dict[str, bytes] = dict(self._known)
         # Row of each shape (see `char_shape`) of the words never seen.
-        self._shapes: dict[str, int] = {}
+        self._shapes: dict[str, bytes] = {}
 
     def _learn(self, novel: list[str], message: Iterable[str]) -> None:
         """Fill rows for words training never saw: their char block, which is known for any
         word (no unigram, no n-grams), and their token vectors. One gather and one sum for all
         of a message's char n-grams, one tokenizer call for its words. `novel` are the words
         of `message` that have no row yet."""
-        start, ngram_start = self._novel_start, self._ngram_start
-        if self._used + len(novel) > ngram_start:
+        start = self._novel_start
+        if self._used + len(novel) > self._limit:
             # Full: forget the words learnt so far (the vocabulary's rows stay), then learn
             # every word of this message outside the vocabulary, those learnt before included.
-            self._slots = {w: slot for w, slot in self._slots.items() if slot < start}
+            self._slots = dict(self._known)
             self._shapes.clear()
-            self._table[start:ngram_start] = 0.0
+            self._table[start:] = 0.0
             self._used = start
             novel = [word for word in message if word not in self._slots]
-            room = ngram_start - start
-            if len(novel) > room:
-                # One text with more unseen words than the cache holds (a caller's own tokens).
-                extra = np.zeros((len(novel) - room, self._table.shape[1]))
-                table = self._table
-                self._table = np.vstack((table[:ngram_start], extra, table[ngram_start:]))
-                self._ngram_start += extra.shape[0]
+            # One text with more unseen words than the cache holds (a caller's own tokens).
+            self._limit = max(self._limit, start + len(novel))
         columns: list[int] = []
         starts, slots = [], []
         fresh: list[str] = []
@@ -444,7 +476,8 @@ class Scorer:
                 # Its rows depend on the shape alone.
                 self._slots[word] = known
                 continue
-            slot = self._slots[word] = self._shapes[shape] = self._used
+            slot = self._used
+            self._slots[word] = self._shapes[shape] = _ROW.pack(slot)
             self._used += 1
             fresh.append(shape)
             found = _char_columns(word, self._char_columns)
@@ -452,75 +485,90 @@ class Scorer:
                 starts.append(len(columns))
                 slots.append(slot)
                 columns.extend(found)
+        if self._used > self._table.shape[0]:
+            size = min(max(self._used, 2 * self._table.shape[0]), self._limit)
+            grown = np.zeros((size, self._table.shape[1]))
+            grown[: self._table.shape[0]] = self._table
+            self._table = grown
+        classes = self._classes
         if self._embedding is not None and fresh:
-            if self._used > self._vectors.shape[0]:
-                size = min(max(self._used, 2 * self._vectors.shape[0]), self._ngram_start)
-                grown = np.zeros((size, self._vectors.shape[1]))
-                grown[: self._vectors.shape[0]] = self._vectors
-                self._vectors = grown
             rows = self._vocabulary.word_embeddings(fresh)
-            self._vectors[self._used - len(fresh) : self._used] = rows
+            learnt = slice(self._used - len(fresh), self._used)
+            self._table[learnt, 3 * classes + 2 :] = rows
+            self._table[learnt, 2 * classes : 3 * classes] = rows @ self._embedding
         if not columns:
             return
         # Rows of `_chars`: [IDF times char weights | IDF squared], summed per word.
         sums = np.add.reduceat(np.take(self._chars, columns, axis=0), starts, axis=0)
-        classes = self._classes
         self._table[slots, classes : 2 * classes] = sums[:, :classes]
-        self._table[slots, 2 * classes + 1] = sums[:, classes]
+        self._table[slots, 3 * classes + 1] = sums[:, classes]
+
+    def _rows(self, words: Sequence[str] | Counter[str]) -> npt.NDArray[np.intp]:
+        """The table rows of `words` (every one has a row): a C lookup, a join, no conversion."""
+        if len(words) == 1:
+            packed = self._slots[next(iter(words))]
+        else:
+            packed = b"".join(itemgetter(*words)(self._slots))
+        return np.frombuffer(packed, dtype=np.intp)
 
     def decision(self, tokens: Tokens) -> F64:
         counts = tokens.counts
-        if not counts:
+        distinct = len(counts)
+        if not distinct:
             return self._bias.copy()
-        lookup = self._slots.get
-        # Table rows: a list of ints, then an array once n-gram rows join.
-        rows: Any = list(map(lookup, counts))
-        if None in rows:
-            novel = [word for word, row in zip(counts, rows, strict=True) if row is None]
-            self._learn(novel, counts)
-            lookup = self._slots.get  # learning may have started a new dictionary
-            rows = list(map(lookup, counts))
-        rows = np.array(rows, dtype=np.intp)
+        try:
+            rows = self._rows(counts)
+        except KeyError:
+            slots = self._slots
+            self._learn([word for word in counts if word not in slots], counts)
+            rows = self._rows(counts)
         words = tokens.words
-        seen = np.array(list(counts.values()))
-        # Counts never exceed the number of words: the table covers them when it is shorter.
-        weight = np.take(_SUBLINEAR, seen) if len(words) < _SUBLINEAR.size else 1 + np.log(seen)
-        embedded = self._embedded(rows, weight) if self._embedding is not None else None
-        if len(words) > 1:
-            ids = np.fromiter(map(lookup, words), dtype=np.int64, count=len(words))
-            # Rows past the vocabulary are words never seen: the sentinel id.
-            np.minimum(ids, self._vocabulary_size, out=ids)
-            keys = _ngram_keys(ids, self._vocabulary_size)
+        size = len(words)
+        # Counts never exceed the number of words: the tables cover them when it is shorter.
+        if size < _SUBLINEAR.size:
+            if distinct == 1:
+                seen: Any = (_SUBLINEAR_PACKED[size], _SQUARE_PACKED[size])
+            else:
+                pick = itemgetter(*counts.values())
+                seen = (b"".join(pick(_SUBLINEAR_PACKED)), b"".join(pick(_SQUARE_PACKED)))
+            weight = np.frombuffer(seen[0])
+            squares = np.frombuffer(seen[1])
+        else:
+            weight = 1 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=distinct))
+            squares = weight * weight
+        gathered = self._table.take(rows, axis=0)
+        # Every block's scores and the embedding's summed vector, then the squared norms.
+        scores = weight @ gathered
+        at = self._squares
+        word_squared, char_squared = (squares @ gathered[:, at : at + 2]).tolist()
+        if size > 1:
+            # Rows past the vocabulary are words never seen: the sentinel.
+            ids = np.minimum(self._rows(words), self._unknown)
+            keys = np.correlate(ids, self._bigram)
+            if size > 2:
+                keys = np.concatenate((keys, np.correlate(ids, self._trigram)))
             position = np.searchsorted(self._ngram_keys, keys)
-            found = position[np.take(self._ngram_keys, position) == keys]
+            found = position[self._ngram_keys.take(position) == keys]
             if found.size:
+                # Present or not: each n-gram counts once (weight 0 for its repeats).
                 found.sort()
-                fresh = np.empty(found.size, dtype=bool)
-                fresh[0] = True
-                np.not_equal(found[1:], found[:-1], out=fresh[1:])
-                found = found[fresh] + self._ngram_start
-                rows = np.concatenate((rows, found))
-                weight = np.concatenate((weight, np.ones(found.size)))
-        # One product gives both blocks' scores and squared norms.
-        summed = np.array((weight, weight * weight)) @ np.take(self._table, rows, axis=0)
-        classes = self._classes
-        word_squared, char_squared = summed[1, 2 * classes :].tolist()
-        norms = (
+                once = np.empty(found.size)
+                once[0] = 1.0
+                np.not_equal(found[1:], found[:-1], out=once[1:])
+                ngrams = once @ self._ngrams.take(found, axis=0)
+                classes = self._classes
+                scores[:classes] += ngrams[:classes]
+                word_squared += float(ngrams[classes])
+        norms = [
             1 / math.sqrt(word_squared) if word_squared > 0 else 0.0,
             1 / math.sqrt(char_squared) if char_squared > 0 else 0.0,
-        )
+            0.0,
+        ]
+        if self._embedding is not None:
+            vector = scores[at + 2 :]
+            squared = float(vector @ vector)
+            if squared > 0:
+                norms[2] = 1 / math.sqrt(squared)
         # Each block's scores over its norm, plus the bias: one small product.
-        scores = np.asarray(norms) @ summed[0, : 2 * classes].reshape(2, classes) + self._bias
-        if embedded is not None:
-            scores += embedded
-        return scores
-
-    def _embedded(self, rows: npt.NDArray[np.intp], weight: F64) -> F64 | None:
-        """The embedding block's scores: the words' rows summed, normalised, times the block's
-        weights (see `Vocabulary.word_embeddings`)."""
-        summed = weight @ np.take(self._vectors, rows, axis=0)
-        squared = float(summed @ summed)
-        if squared <= 0:
-            return None
-        embedding: F64 = self._embedding  # type: ignore[assignment]  # checked by the caller
-        return np.asarray((summed @ embedding) * (1 / math.sqrt(squared)))
+        result: F64 = np.asarray(norms) @ scores[:at].reshape(3, self._classes) + self._bias
+        return result

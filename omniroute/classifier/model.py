@@ -9,6 +9,7 @@ scikit-learn is needed to train, never to predict.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -87,13 +88,13 @@ class TextModel:
 
     def predict_proba(self, text: str, tokens: Tokens | None = None) -> list[float]:
         """Calibrated probabilities; `tokens` may be passed when the caller already has them."""
-        return _softmax(self.decision(text, tokens) * self.scale).tolist()
+        return _probabilities(self.decision(text, tokens).tolist(), self.scale)
 
     def predict(self, text: str, threshold: float = 0.0) -> tuple[str, float]:
         """The best label and its probability; `unknown` below the threshold."""
-        probabilities = _softmax(self.decision(text) * self.scale)
-        best = int(np.argmax(probabilities))
-        confidence = float(probabilities[best])
+        probabilities = _probabilities(self.decision(text).tolist(), self.scale)
+        best = probabilities.index(max(probabilities))
+        confidence = probabilities[best]
         return (self.labels[best] if confidence >= threshold else UNKNOWN), confidence
 
     def save(self, directory: Path) -> None:
@@ -329,12 +330,14 @@ def _log_softmax(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return np.asarray(z - np.log(np.exp(z).sum(axis=1, keepdims=True)))
 
 
-def _softmax(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Softmax of one score vector, which it overwrites (callers pass a fresh array)."""
-    z -= z.max()
-    np.exp(z, out=z)
-    z /= z.sum()
-    return z
+def _probabilities(scores: list[float], scale: float) -> list[float]:
+    """Softmax of one score vector times the temperature, in Python floats: for a dozen
+    classes, a few numpy calls cost more than the arithmetic."""
+    scaled = [score * scale for score in scores]
+    top = max(scaled)
+    exps = [math.exp(value - top) for value in scaled]
+    total = sum(exps)
+    return [value / total for value in exps]
 
 
 def _model_id(vocabulary: Vocabulary, weights: npt.NDArray[np.float32]) -> str:

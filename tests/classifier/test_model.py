@@ -232,3 +232,59 @@ class TestRealData:
         right = sum(model.predict(text, threshold=0.35)[0] == label for text, label in in_scope)
         assert rejected / len(oos) >= 0.5
         assert right / len(in_scope) >= 0.8
+
+
+class TestScorerAgainstTheReference:
+    """The scorer's cached fast path equals the training rows (`Vocabulary.transform`) times the
+    weights, to float rounding, on texts with words training never saw."""
+
+    @staticmethod
+    def texts() -> list[str]:
+        import random
+
+        rng = random.Random(5)
+        known = [text for examples in TOY.values() for text in examples]
+        words = " ".join(known).split()
+        texts = []
+        for n in range(120):
+            size = rng.choice([1, 2, 3, 7, 40, 300])
+            pieces = []
+            for _ in range(size):
+                draw = rng.random()
+                if draw < 0.5:
+                    pieces.append(rng.choice(words))
+                elif draw < 0.65:
+                    pieces.append(str(rng.randint(0, 10 ** rng.randint(1, 9))))
+                elif draw < 0.8:
+                    word = rng.choice(words)
+                    cut = rng.randrange(len(word))
+                    pieces.append(word[:cut] + rng.choice("xqzk'") + word[cut + 1 :])
+                else:
+                    pieces.append("".join(rng.choice("abcdefghijkl0123") for _ in range(n % 9 + 1)))
+            texts.append(" ".join(pieces))
+        return [*texts, "", "parcel", "parcel parcel", "zzq 4412", "my package " * 400]
+
+    @pytest.mark.parametrize("novel_words", [3, 50_000])
+    @pytest.mark.parametrize("scale", [0.0, 1.0])
+    def test_fast_path_equals_transform_times_weights(self, novel_words: int, scale: float) -> None:
+        model = train_model(*toy_rows(), embedding_scale=scale)
+        scorer = Scorer(model.vocabulary, model.weights, model.bias, novel_words=novel_words)
+        weights = model.weights.astype(np.float64)
+        for _ in range(2):  # the second time from the rows learnt the first
+            for text in self.texts():
+                tokens = Tokens.of(text[:2000])
+                row = model.vocabulary.transform([tokens.words])
+                expected = np.asarray(row @ weights).ravel() + model.bias
+                got = scorer.decision(tokens)
+                assert np.allclose(got, expected, rtol=1e-9, atol=1e-12), text[:60]
+
+    def test_probabilities_are_the_softmax_of_the_scores(self) -> None:
+        model = train_model(*toy_rows())
+        for text in self.texts()[:20]:
+            scores = model.decision(text) * model.scale
+            expected = np.exp(scores - scores.max())
+            expected /= expected.sum()
+            assert np.allclose(model.predict_proba(text), expected, rtol=1e-12, atol=1e-15)
+            label, confidence = model.predict(text)
+            assert label == model.labels[int(np.argmax(expected))]
+            assert confidence == pytest.approx(float(expected.max()), rel=1e-12)
