@@ -23,8 +23,9 @@ LinearSVC).
 
 The embedding block is a sum of per-word rows too: with t_w = s_w - m_w mu for a word of m_w
 tokens whose vectors sum to s_w, x/n - mu = (sum of a_w t_w) / n, and the count n cancels in
-the normalisation. So a message costs one gather and one product of its words' t_w rows, a dot
-product for the norm and one product with the block's weights.
+the normalisation. So each word's t_w @ E (E the block's weights) is cached beside t_w, and a
+message's block is the same gather and product as the other blocks' plus a dot product for the
+norm.
 
 A vocabulary of strings rather than hashes: exact (no collisions), and a dictionary lookup is
 cheaper than hashing in Python. Word bigrams and trigrams are keyed by the words' ids, so they
@@ -90,9 +91,9 @@ def _sublinear(count: int) -> float:
 
 # 1 + log(count) for small counts, looked up rather than computed per message.
 _SUBLINEAR = np.concatenate(([0.0], 1.0 + np.log(np.arange(1, 1025, dtype=np.float64))))
-# The same and its square as 8 float64 bytes each, for the scorer (see `Scorer._rows`).
-_SUBLINEAR_PACKED = [value.tobytes() for value in _SUBLINEAR]
-_SQUARE_PACKED = [value.tobytes() for value in _SUBLINEAR * _SUBLINEAR]
+# The same and its square, for the scorer's weights.
+_SUBLINEAR_AND_SQUARE = np.array((_SUBLINEAR, _SUBLINEAR * _SUBLINEAR))
+_ONE = np.ones(1)
 # A table row, as the scorer's word dictionaries hold it: the bytes of one intp.
 _ROW = struct.Struct("=q" if np.dtype(np.intp).itemsize == 8 else "=i")
 
@@ -363,12 +364,14 @@ class Scorer:
     the word's two squared norms (IDF squared, |u_w|^2), then t_w itself (for the embedding's
     norm). A second table holds a row per word n-gram (weights times IDF, IDF squared).
 
-    A message costs one lookup per word and per distinct word (`itemgetter`, in C), one gather
-    and one product of a (2, words) weight matrix with its words' rows (which gives every
-    block's scores, the squared norms and the embedding's summed vector at once), and for the
-    word n-grams two correlations of the rows (keys in base V + 2: trigram keys are then above
-    every bigram key with no offset), one `searchsorted`, a gather and a sum of the rows found.
-    About 25 numpy calls whatever the text's length.
+    A message costs one dictionary lookup per word (`itemgetter`, in C; the rows are kept as
+    bytes, so the message's rows are one `bytes.join` and `np.frombuffer` away), a sort of its
+    rows (a word never seen has a row of its own, a copy of its shape's: distinct rows are then
+    distinct words, and their counts come from the sort), one gather and one product with the
+    words' sublinear weights (every block's scores and the embedding's summed vector at once)
+    and one with their squares, and for the word n-grams keys in base V + 2 (trigram keys are
+    then above every bigram key with no offset), one `searchsorted`, one gather and a product
+    with the found rows (a repeat weighted 0). About 30 numpy calls whatever the text's length.
     """
 
     def __init__(
@@ -406,8 +409,7 @@ class Scorer:
         # A sentinel above every key: searchsorted never points past the end.
         self._ngram_keys = np.append(recoded[order], np.iinfo(np.int64).max)
         self._unknown = np.int64(words + 1)
-        self._bigram = np.array([base, 1], dtype=np.int64)
-        self._trigram = np.array([base * base, base, 1], dtype=np.int64)
+        self._base = np.int64(base)
         ngram_idf = vocabulary.ngram_idf.astype(np.float64)
         ngram_table = np.zeros((ngrams, classes + 1))
         ngram_table[:, :classes] = weights[words : words + ngrams] * ngram_idf[:, None]
@@ -448,7 +450,7 @@ class Scorer:
         self._known = {word: _ROW.pack(i + 1) for i, word in enumerate(vocabulary.words)}
         self._slots: dict[str, bytes] = dict(self._known)
         # Row of each shape (see `char_shape`) of the words never seen.
-        self._shapes: dict[str, bytes] = {}
+        self._shapes: dict[str, int] = {}
 
     def _learn(self, novel: list[str], message: Iterable[str]) -> None:
         """Fill rows for words training never saw: their char block, which is known for any
@@ -469,17 +471,24 @@ class Scorer:
         columns: list[int] = []
         starts, slots = [], []
         fresh: list[str] = []
+        fresh_rows: list[int] = []
+        copies: list[int] = []
+        sources: list[int] = []
         for word in novel:
+            slot = self._used
+            self._used += 1
+            self._slots[word] = _ROW.pack(slot)
             shape = char_shape(word)
             known = self._shapes.get(shape)
             if known is not None:
-                # Its rows depend on the shape alone.
-                self._slots[word] = known
+                # Its row depends on the shape alone: a copy of that shape's row (each word
+                # keeps a row of its own, so a message's distinct rows are its distinct words).
+                copies.append(slot)
+                sources.append(known)
                 continue
-            slot = self._used
-            self._slots[word] = self._shapes[shape] = _ROW.pack(slot)
-            self._used += 1
+            self._shapes[shape] = slot
             fresh.append(shape)
+            fresh_rows.append(slot)
             found = _char_columns(word, self._char_columns)
             if found:
                 starts.append(len(columns))
@@ -491,17 +500,18 @@ class Scorer:
             grown[: self._table.shape[0]] = self._table
             self._table = grown
         classes = self._classes
+        table = self._table
         if self._embedding is not None and fresh:
             rows = self._vocabulary.word_embeddings(fresh)
-            learnt = slice(self._used - len(fresh), self._used)
-            self._table[learnt, 3 * classes + 2 :] = rows
-            self._table[learnt, 2 * classes : 3 * classes] = rows @ self._embedding
-        if not columns:
-            return
-        # Rows of `_chars`: [IDF times char weights | IDF squared], summed per word.
-        sums = np.add.reduceat(np.take(self._chars, columns, axis=0), starts, axis=0)
-        self._table[slots, classes : 2 * classes] = sums[:, :classes]
-        self._table[slots, 3 * classes + 1] = sums[:, classes]
+            table[fresh_rows, 3 * classes + 2 :] = rows
+            table[fresh_rows, 2 * classes : 3 * classes] = rows @ self._embedding
+        if columns:
+            # Rows of `_chars`: [IDF times char weights | IDF squared], summed per word.
+            sums = np.add.reduceat(np.take(self._chars, columns, axis=0), starts, axis=0)
+            table[slots, classes : 2 * classes] = sums[:, :classes]
+            table[slots, 3 * classes + 1] = sums[:, classes]
+        if copies:
+            table[copies] = table[sources]
 
     def _rows(self, words: Sequence[str] | Counter[str]) -> npt.NDArray[np.intp]:
         """The table rows of `words` (every one has a row): a C lookup, a join, no conversion."""
@@ -512,30 +522,34 @@ class Scorer:
         return np.frombuffer(packed, dtype=np.intp)
 
     def decision(self, tokens: Tokens) -> F64:
-        counts = tokens.counts
-        distinct = len(counts)
-        if not distinct:
-            return self._bias.copy()
-        try:
-            rows = self._rows(counts)
-        except KeyError:
-            slots = self._slots
-            self._learn([word for word in counts if word not in slots], counts)
-            rows = self._rows(counts)
         words = tokens.words
         size = len(words)
-        # Counts never exceed the number of words: the tables cover them when it is shorter.
-        if size < _SUBLINEAR.size:
-            if distinct == 1:
-                seen: Any = (_SUBLINEAR_PACKED[size], _SQUARE_PACKED[size])
-            else:
-                pick = itemgetter(*counts.values())
-                seen = (b"".join(pick(_SUBLINEAR_PACKED)), b"".join(pick(_SQUARE_PACKED)))
-            weight = np.frombuffer(seen[0])
-            squares = np.frombuffer(seen[1])
+        if not size:
+            return self._bias.copy()
+        try:
+            ids = self._rows(words)
+        except KeyError:
+            counts, known = tokens.counts, self._slots
+            self._learn([word for word in counts if word not in known], counts)
+            ids = self._rows(words)
+        if size == 1:
+            rows, weight, squares = ids, _ONE, _ONE
         else:
-            weight = 1 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=distinct))
-            squares = weight * weight
+            # Each word has a row of its own: the distinct rows and how often each comes, from
+            # the sorted rows.
+            order = np.sort(ids)
+            edge = np.empty(size + 1, dtype=bool)
+            edge[0] = edge[size] = True
+            np.not_equal(order[1:], order[:-1], out=edge[1:size])
+            starts = edge.nonzero()[0]
+            rows = order.take(starts[:-1])
+            seen = starts[1:] - starts[:-1]
+            # Counts never exceed the number of words: the table covers them when it is shorter.
+            if size < _SUBLINEAR.size:
+                weight, squares = _SUBLINEAR_AND_SQUARE.take(seen, axis=1)
+            else:
+                weight = 1 + np.log(seen)
+                squares = weight * weight
         gathered = self._table.take(rows, axis=0)
         # Every block's scores and the embedding's summed vector, then the squared norms.
         scores = weight @ gathered
@@ -543,10 +557,16 @@ class Scorer:
         word_squared, char_squared = (squares @ gathered[:, at : at + 2]).tolist()
         if size > 1:
             # Rows past the vocabulary are words never seen: the sentinel.
-            ids = np.minimum(self._rows(words), self._unknown)
-            keys = np.correlate(ids, self._bigram)
+            ids = np.minimum(ids, self._unknown)
+            # Bigram keys a*B + b, then trigram keys (a*B + b)*B + c, into one array.
+            keys = np.empty(2 * size - 3 if size > 2 else 1, dtype=np.int64)
+            bigrams = keys[: size - 1]
+            np.multiply(ids[:-1], self._base, out=bigrams)
+            bigrams += ids[1:]
             if size > 2:
-                keys = np.concatenate((keys, np.correlate(ids, self._trigram)))
+                trigrams = keys[size - 1 :]
+                np.multiply(bigrams[:-1], self._base, out=trigrams)
+                trigrams += ids[2:]
             position = np.searchsorted(self._ngram_keys, keys)
             found = position[self._ngram_keys.take(position) == keys]
             if found.size:
