@@ -94,6 +94,8 @@ _SUBLINEAR = np.concatenate(([0.0], 1.0 + np.log(np.arange(1, 1025, dtype=np.flo
 # The same and its square, for the scorer's weights.
 _SUBLINEAR_AND_SQUARE = np.array((_SUBLINEAR, _SUBLINEAR * _SUBLINEAR))
 _ONE = np.ones(1)
+# Multiplier of the scorer's n-gram key filter (odd; 2^64 over the golden ratio).
+_HASH = np.uint64(0x9E3779B97F4A7C15)
 # A table row, as the scorer's word dictionaries hold it: the bytes of one intp.
 _ROW = struct.Struct("=q" if np.dtype(np.intp).itemsize == 8 else "=i")
 
@@ -410,6 +412,13 @@ class Scorer:
         self._ngram_keys = np.append(recoded[order], np.iinfo(np.int64).max)
         self._unknown = np.int64(words + 1)
         self._base = np.int64(base)
+        # A filter of the keys (one byte per slot, a multiplicative hash's top bits): about 64
+        # slots per key, so a key that is none of them is caught ~98% of the time; 16 MB at most.
+        bits = min(24, max(10, int(ngrams * 64).bit_length()))
+        self._filter_shift = np.uint64(64 - bits)
+        self._filter = np.zeros(1 << bits, dtype=bool)
+        hashed = (self._ngram_keys[:-1].view(np.uint64) * _HASH) >> self._filter_shift
+        self._filter[hashed.view(np.int64)] = True
         ngram_idf = vocabulary.ngram_idf.astype(np.float64)
         ngram_table = np.zeros((ngrams, classes + 1))
         ngram_table[:, :classes] = weights[words : words + ngrams] * ngram_idf[:, None]
@@ -567,6 +576,11 @@ class Scorer:
                 trigrams = keys[size - 1 :]
                 np.multiply(bigrams[:-1], self._base, out=trigrams)
                 trigrams += ids[2:]
+            # Only keys whose bit is set in the filter can be learnt ones (most of a message's
+            # are not): three cheap calls spare the binary search for the others.
+            hashed = keys.view(np.uint64) * _HASH
+            hashed >>= self._filter_shift
+            keys = keys[self._filter.take(hashed.view(np.int64))]
             position = np.searchsorted(self._ngram_keys, keys)
             found = position[self._ngram_keys.take(position) == keys]
             if found.size:
