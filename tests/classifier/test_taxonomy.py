@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from omniroute.classifier.taxonomy import Taxonomy, TaxonomyError, _opening_strings, _Patterns
+from omniroute.classifier.taxonomy import (
+    Taxonomy,
+    TaxonomyError,
+    _opening_strings,
+    _Patterns,
+    _without_overlaps,
+)
 from omniroute.classifier.text import PhraseIndex, Tokens, fold, words
 
 EXPECTED = {
@@ -154,14 +160,4 @@ class TestPatternOpenings:
 def _tried_at_every_word_start(rules: _Patterns, tokens: Tokens) -> list[str]:
     """The groups of the matches at every word start, but those inside the previous one."""
     assert rules._at_word_starts is not None
-    found = []
-    taken_until = -1
-    for match in rules._at_word_starts.finditer(tokens.spaced()):
-        group = match.lastgroup
-        if group is None:
-            continue
-        start, end = match.span(group)
-        if start >= taken_until:
-            found.append(group)
-            taken_until = end
-    return found
+    return _without_overlaps(rules._at_word_starts.finditer(tokens.spaced()))
