@@ -74,7 +74,9 @@ def prioritise(
     if urgency["vip"]:
         add("vip", "VIP customer", 15)
     add("channel", channel.value, _CHANNEL_WEIGHT.get(channel, 0))
-    # Summed as floats, as the validated Reason weights were.
-    score = int(round(max(0.0, min(100.0, _BASE + sum(float(r["weight"]) for r in reasons)))))
+    # Summed as floats, as the validated Reason weights were (from 0.0: compiled, a sum from
+    # the int 0 is taken as an int).
+    weights = sum([float(r["weight"]) for r in reasons], 0.0)
+    score = int(round(max(0.0, min(100.0, _BASE + weights))))
     level = next((lvl for floor, lvl in _LEVELS if score >= floor), PriorityLevel.P4)
     return PriorityDecision(level, score, reasons)
