@@ -26,13 +26,15 @@ COMPILED = PACKAGE / "_compiled"
 MANIFEST = "sources.json"
 # Each module's own file; the shared library holding them all is `<GROUP>__mypyc`.
 GROUP = "omniroute.classifier.native"
-# mypy settings of the compilation: the build environment holds mypy alone, so third-party
-# types (numpy, pydantic...) are Any to mypyc, which then calls them as Python would.
+# mypy settings of the compilation: third-party types (numpy, pydantic...) are Any to mypyc,
+# which then calls them as Python would, and never looked up in site-packages, so the build is
+# the same whether or not they are installed yet (pip builds before it installs them).
 _MYPY_CONFIG = """\
 [mypy]
 python_version = 3.11
 disallow_untyped_defs = True
 ignore_missing_imports = True
+no_site_packages = True
 """
 
 

@@ -24,12 +24,12 @@ from collections.abc import Sequence
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
-F64 = npt.NDArray[np.float64]
+F64: TypeAlias = npt.NDArray[np.float64]
 
 SOURCE = "wordllama/l2_supercat_256"
 DIMENSIONS = 256

@@ -40,7 +40,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -50,9 +50,9 @@ from omniroute.classifier import embeddings
 from omniroute.classifier.embeddings import DIMENSIONS, SOURCE, word_vectors
 from omniroute.classifier.text import Tokens
 
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
+F32: TypeAlias = npt.NDArray[np.float32]
+F64: TypeAlias = npt.NDArray[np.float64]
+I64: TypeAlias = npt.NDArray[np.int64]
 
 # The opening of a text that is classified; long e-mails say what they are about early.
 MAX_CHARS = 2000
