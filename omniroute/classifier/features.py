@@ -538,8 +538,8 @@ class Scorer:
         try:
             ids = self._rows(words)
         except KeyError:
-            counts, known = tokens.counts, self._slots
-            self._learn([word for word in counts if word not in known], counts)
+            distinct, known = dict.fromkeys(words), self._slots
+            self._learn([word for word in distinct if word not in known], distinct)
             ids = self._rows(words)
         if size == 1:
             rows, weight, squares = ids, _ONE, _ONE

@@ -339,12 +339,16 @@ def analyse(text: str, tokens: Tokens | Sequence[str]) -> SentimentAnalysis:
     view = as_tokens(tokens)
     pos = neg = 0.0
     insults = 0
-    hits = view.counts.keys() & _LEXICON.keys()
-    kinds = {token: _LEXICON[token] for token in hits}
-    if not any(kind >= _INTENSIFIER for kind in kinds.values()):
+    # The kind of every word in order (C loops); most words have none.
+    by_word = list(map(_LEXICON.get, view.words))
+    found = cast(list[int], list(compress(by_word, by_word)))
+    if not found or max(found) < _INTENSIFIER:
         # No negation or intensifier: every hit counts as it is, no need to walk positions.
-        for token, kind in kinds.items():
-            seen = view.counts[token]
+        counts: dict[str, int] = {}
+        for token in compress(view.words, by_word):
+            counts[token] = counts.get(token, 0) + 1
+        for token, seen in counts.items():
+            kind = _LEXICON[token]
             if kind == _POSITIVE_WORD:
                 pos += seen
             elif kind == _COURTESY_KIND:
@@ -355,8 +359,7 @@ def analyse(text: str, tokens: Tokens | Sequence[str]) -> SentimentAnalysis:
                 insults += seen
                 neg += 1.5 * seen
     else:
-        # The kind of every word in order (C loops), walked only where a word has one.
-        by_word = list(map(_LEXICON.get, view.words))
+        # Walked only where a word has a kind.
         negate_until = boosted = -1
         # compress drops the words out of the lexicon (None), so every kind left is an int.
         walked = cast(Iterable[tuple[int, int]], compress(enumerate(by_word), by_word))

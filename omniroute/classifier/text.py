@@ -96,11 +96,11 @@ class Tokens:
     one pass, the first time one of them counts.
     """
 
-    __slots__ = ("words", "counts", "_spaced", "_index", "_phrase_hits")
+    __slots__ = ("words", "_counts", "_spaced", "_index", "_phrase_hits")
 
     def __init__(self, tokens: Sequence[str]) -> None:
         self.words: Sequence[str] = tokens
-        self.counts: Counter[str] = Counter(tokens)
+        self._counts: Counter[str] | None = None
         self._spaced: str | None = None
         self._index: PhraseIndex | None = None
         self._phrase_hits: list[list[_Hit]] | None = None
@@ -111,6 +111,14 @@ class Tokens:
 
     def __len__(self) -> int:
         return len(self.words)
+
+    @property
+    def counts(self) -> Counter[str]:
+        """How often each word comes, in the order words first come (counted when first asked
+        for: the pipeline's signals look their words up one by one instead)."""
+        if self._counts is None:
+            self._counts = Counter(self.words)
+        return self._counts
 
     def spaced(self) -> str:
         """The words joined by single spaces, with one more at each end, so that " a b " is in
