@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from omniroute.shared.pii import redact_cards
+from omniroute.shared.pii import _redact, redact_cards
 
 
 class TestCardRedaction:
@@ -54,3 +56,54 @@ class TestCardRedaction:
         assert redact_cards("ref-4111111111111111") == ("ref-4111111111111111", [])
         assert redact_cards("ref:4111111111111111") == ("ref:[CARD]", ["card_number"])
         assert redact_cards("4111111111111111") == ("[CARD]", ["card_number"])
+
+
+class TestTheCheapCheckBeforeTheRegexes:
+    """redact_cards runs the card and CVV regexes only where its byte count says they may
+    match; on any text it must answer what running both regexes answers."""
+
+    PIECES = (
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "5500000000000004",
+        "4222222222222",  # 13 digits
+        "3782 822463 10005",
+        "123",
+        "9876",
+        "0",
+        " ",
+        "-",
+        ":",
+        "cvv",
+        "CVC2",
+        "Cid",
+        "código de seguridad es ",
+        "CÓDIGO",
+        "security code",
+        "cıd",
+        "CİD ",
+        "ſecurity",
+        "٤١١١",  # Arabic-Indic digits: \d matches them, the byte count does not see them
+        "pedido",
+        "ñandú",
+        "🙂",
+        "\u00a0",
+    )
+
+    def test_it_agrees_with_running_both_regexes_on_random_texts(self) -> None:
+        rng = random.Random(20261207)
+        for _ in range(20_000):
+            text = "".join(rng.choice(self.PIECES) for _ in range(rng.randint(0, 12)))
+            assert redact_cards(text) == _redact(text, cards=True, cvvs=True), text
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "pedido 12345 de ayer",  # digits, but too few for a card and no CVV label
+            "mi código es 12",  # a label, but too few digits for a CVV
+            "tarjeta 4111 1111 1111 1111 y el cvv 123",
+            "٤١١١ ٤١١١ ٤١١١ ٤١١١",
+        ],
+    )
+    def test_the_edges_of_the_check(self, text: str) -> None:
+        assert redact_cards(text) == _redact(text, cards=True, cvvs=True)
