@@ -17,6 +17,7 @@ from omniroute.classifier.consumers import make_classify_handler
 from omniroute.classifier.pipeline import Classifier
 from omniroute.gateway.endpoints import body_limits, gateway_router
 from omniroute.gateway.ingest import ContactPublisher
+from omniroute.gateway.routing import serve_directly
 from omniroute.gateway.smtp import smtp_listener
 from omniroute.router.api import router_api
 from omniroute.router.consumers import make_route_handler
@@ -131,6 +132,7 @@ def create_embedded_app(settings: Settings) -> FastAPI:
     add_routes(app, gateway_router())
     add_routes(app, router_api())
     add_routes(app, health_router(_lazy_checks(holder)))
+    serve_directly(app)
     return app
 
 
@@ -176,6 +178,7 @@ def create_gateway_app(settings: Settings, smtp_port: int | None = None) -> Fast
     )
     add_routes(app, gateway_router())
     add_routes(app, health_router(_lazy_checks(holder)))
+    serve_directly(app)
     return app
 
 
