@@ -170,7 +170,15 @@ def create_app(
 ) -> FastAPI:
     from omniroute import __version__
 
-    app = FastAPI(title=title, version=__version__, lifespan=lifespan)
+    # FastAPI's own OpenTelemetry hooks are off: our services export Prometheus metrics, and
+    # the hooks' check for configured OpenTelemetry providers, made on every request even
+    # when none is, reads the environment each time.
+    app = FastAPI(
+        title=title,
+        version=__version__,
+        lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     install_error_handlers(app)
     if max_body_bytes is not None:
         app.add_middleware(
