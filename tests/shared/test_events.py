@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -39,6 +40,18 @@ def test_ids_are_rfc_4122_uuid5_of_the_namespace() -> None:
         assert contact == uuid.uuid5(OMNIROUTE_NAMESPACE, f"contact:{channel}:{key}")
         assert conversation == uuid.uuid5(OMNIROUTE_NAMESPACE, f"conversation:{channel}:{key}")
         assert (contact.version, contact.variant) == (5, uuid.RFC_4122)
+
+
+def test_ids_are_whole_uuids() -> None:
+    """Made without UUID's constructor, they hash, compare, pickle and print as UUIDs do."""
+    made = contact_id_for(Channel.CHAT, "abc-1")
+    expected = uuid.uuid5(OMNIROUTE_NAMESPACE, "contact:chat:abc-1")
+    assert type(made) is uuid.UUID
+    assert hash(made) == hash(expected)
+    assert {made: 1}[expected] == 1
+    assert pickle.loads(pickle.dumps(made)) == expected
+    assert made.is_safe is uuid.SafeUUID.unknown
+    assert (str(made), repr(made), made.bytes) == (str(expected), repr(expected), expected.bytes)
 
 
 def test_ids_already_issued_never_change() -> None:
