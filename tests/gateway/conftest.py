@@ -17,11 +17,12 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from omniroute.gateway.channels.base import RawDelivery
 from omniroute.gateway.endpoints import body_limits, gateway_router
 from omniroute.gateway.ingest import ContactPublisher
+from omniroute.gateway.routing import serve_directly
 from omniroute.shared import topics
 from omniroute.shared.auth import KeyStore, Role, create_key
 from omniroute.shared.db import Base
 from omniroute.shared.events import InboundContact
-from omniroute.shared.http import create_app
+from omniroute.shared.http import add_routes, create_app
 from omniroute.shared.settings import Settings
 from omniroute.shared.transport import Message, decode_event
 from omniroute.shared.transport.inprocess import InProcessBus
@@ -106,7 +107,9 @@ async def gateway(settings: Settings, tmp_path: Path) -> AsyncIterator[Gateway]:
         max_body_bytes=settings.gateway.max_body_bytes,
         path_limits=body_limits(settings),
     )
-    app.include_router(gateway_router())
+    # Served as the gateway service serves them: from the app's own table, answered directly.
+    add_routes(app, gateway_router())
+    serve_directly(app)
     app.state.settings = settings
     app.state.publisher = ContactPublisher(bus)
     app.state.key_store = KeyStore(sessions, admin_key=ADMIN_KEY)
