@@ -6,6 +6,7 @@ password hash protects low-entropy secrets, which these are not) and lets us loo
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -86,7 +87,12 @@ async def create_key(
 
 
 class KeyStore:
-    """Verifies bearer keys against the database, with a short cache for the hot path."""
+    """Verifies bearer keys against the database, with a short cache for the hot path.
+
+    When a key's cache entry expires under load, every request in flight with that key would
+    look it up at once (a gateway serves dozens at a time, usually with one integration's
+    key): the first starts one lookup and the others wait for it.
+    """
 
     def __init__(
         self,
@@ -98,15 +104,24 @@ class KeyStore:
         self._admin_hash = hash_key(admin_key) if admin_key else None
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._lookups: dict[str, asyncio.Task[Principal | None]] = {}
 
     async def verify(self, key: str) -> Principal | None:
         digest = hash_key(key)
         if self._admin_hash is not None and hmac.compare_digest(digest, self._admin_hash):
             return Principal(role=Role.ADMIN)
-        now = time.monotonic()
         cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        lookup = self._lookups.get(digest)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._look_up(digest))
+            self._lookups[digest] = lookup
+            lookup.add_done_callback(lambda done: self._forget(digest, done))
+        # Shielded: a caller that gives up (a client gone) does not cancel the others' lookup.
+        return await asyncio.shield(lookup)
+
+    async def _look_up(self, digest: str) -> Principal | None:
         async with self._sessions() as session:
             row = await session.scalar(
                 select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
@@ -116,8 +131,14 @@ class KeyStore:
         )
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[digest] = (now + self._cache_seconds, principal)
+        self._cache[digest] = (time.monotonic() + self._cache_seconds, principal)
         return principal
+
+    def _forget(self, digest: str, lookup: asyncio.Task[Principal | None]) -> None:
+        self._lookups.pop(digest, None)
+        # A failure every waiter gave up on is not "never retrieved".
+        if not lookup.cancelled():
+            lookup.exception()
 
 
 def _bearer(request: Request) -> str:
