@@ -503,6 +503,22 @@ async def _probe_broker(bootstrap: str, stop: asyncio.Event, acks: list[float]) 
         await producer.stop()
 
 
+RECEIVED = "omniroute_contacts_received_total"
+
+
+async def _metric_total(url: str, name: str) -> float:
+    """The sum of a counter's samples over its labels."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        text = (await client.get(url)).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((f"{name}{{", f"{name} "))
+    )
+
+
 async def _publish_seconds(url: str) -> float:
     """Mean time the gateway waited for Kafka per contact, from its Prometheus metrics."""
     import httpx
@@ -515,6 +531,49 @@ async def _publish_seconds(url: str) -> float:
             if line.startswith(f"omniroute_ingest_seconds{suffix}"):
                 totals[suffix] += float(line.rsplit(" ", 1)[1])
     return totals["_sum"] / totals["_count"] if totals["_count"] else float("nan")
+
+
+# Each stage's own latency histogram, so a slow end-to-end figure says where the time went:
+# the gateway's acks, a classification, the router's store, and receipt-to-offer (the rest,
+# up to the offer visible in a long-poll, is the poll's).
+STAGE_HISTOGRAMS = {
+    "gateway ingest": ("gateway", "omniroute_ingest_seconds"),
+    "classify": ("classifier", "omniroute_classify_seconds"),
+    "router store": ("router", "omniroute_route_seconds"),
+    "receipt to offer": ("router", "omniroute_time_to_offer_seconds"),
+}
+
+
+async def _stage_latencies(ready_urls: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """p50 and p99 of each stage's histogram, summed over its processes, as bucket bounds."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    buckets: dict[str, collections.Counter[float]] = collections.defaultdict(collections.Counter)
+    async with httpx.AsyncClient(timeout=10) as client:
+        for process, url in ready_urls.items():
+            text = (await client.get(url.replace("/readyz", "/metrics"))).text
+            for family in text_string_to_metric_families(text):
+                for stage, (prefix, name) in STAGE_HISTOGRAMS.items():
+                    if not process.startswith(prefix) or family.name != name:
+                        continue
+                    for sample in family.samples:
+                        if sample.name.endswith("_bucket"):
+                            buckets[stage][float(sample.labels["le"])] += sample.value
+    return {
+        stage: (_bucket_quantile(buckets[stage], 0.5), _bucket_quantile(buckets[stage], 0.99))
+        for stage in STAGE_HISTOGRAMS
+    }
+
+
+def _bucket_quantile(cumulative: collections.Counter[float], q: float) -> str:
+    """The upper bound of the bucket holding the q-quantile ("<= 50 ms")."""
+    bounds = sorted(cumulative)
+    total = cumulative[math.inf] if bounds else 0
+    if not total:
+        return "n/a"
+    bound = next(b for b in bounds if cumulative[b] >= q * total)
+    return "> 30 s" if math.isinf(bound) else f"<= {_ms(bound)}"
 
 
 def _cancelled(exc: BaseException) -> bool:
@@ -666,6 +725,9 @@ def throughput(args: argparse.Namespace, group: ProcessGroup, env: dict[str, str
                 f"    round {round_ + 1} {name:<8} {result_rps(result):8.0f} req/s",
                 flush=True,
             )
+    # The gateway counts a contact once the broker has acknowledged it: every timed and warm-up
+    # request must show there, or the 202s were not what they claim.
+    published = asyncio.run(_metric_total(f"http://{HOST}:{ports['gateway']}/metrics", RECEIVED))
     group.stop("baseline")
     group.stop("gateway")
 
@@ -684,7 +746,7 @@ def throughput(args: argparse.Namespace, group: ProcessGroup, env: dict[str, str
             f"of a core, load generator CPU {item.loadgen_cpu / server_wall[item.name]:.0%} "
             "(both over the whole load generator run, warm-up included)"
         )
-    served = args.rounds * (args.requests + args.warmup)
+    served = args.rounds * (args.requests + args.warmup) - gate.errors
     cost = {name: server_cpu[name] / served for name in ports}
     verdict = "meets" if ratio >= TARGET_RATIO else "DOES NOT meet"
     print(f"  ratio gateway/baseline: {ratio:.2f} ({verdict} the target of {TARGET_RATIO})")
@@ -694,7 +756,10 @@ def throughput(args: argparse.Namespace, group: ProcessGroup, env: dict[str, str
         f"{cost['baseline'] / cost['gateway']:.2f} (the throughput ratio if each server had a "
         "core to itself; less sensitive to a busy machine)"
     )
-    ok = True
+    print(f"  the gateway's {RECEIVED}: {published:.0f} (202 answers, warm-up included: {served})")
+    ok = published == served
+    if not ok:
+        print("  INVALID: the gateway did not publish every contact it answered")
     for item in (base, gate):
         if item.errors:
             ok = False
@@ -740,6 +805,7 @@ def end_to_end(
     )
     wall = time.monotonic() - wall
     cpu = {name: (used - cpu_before.get(name, 0.0)) / wall for name, used in _cpu_of(group).items()}
+    stages = asyncio.run(_stage_latencies(urls))
     # A contact with no offer by the end of the drain counts as slower than every other one.
     unmatched = result["accepted"] - result["matched"]
     latencies = result["latencies"] + [float("inf")] * unmatched
@@ -768,6 +834,10 @@ def end_to_end(
     print(
         f"  offers appeared at {result['offer_rate']:.0f}/s on average "
         f"(contacts were posted at {result['accepted'] / max(result['post_span'], 1e-9):.0f}/s)"
+    )
+    print(
+        "  stages, from their Prometheus histograms (warm-up included; bucket bounds): "
+        + "; ".join(f"{name} p50 {p50} p99 {p99}" for name, (p50, p99) in stages.items())
     )
     cpu["client"] = result["client_cpu"] / wall
     print(
