@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -21,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from omniroute.shared import sqlite
 from omniroute.shared.settings import DatabaseSettings
 
 NAMING_CONVENTION = {
@@ -55,20 +55,14 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-# aiosqlite runs every statement on a thread of its own, which needs the GIL back to return
-# the result. While the event loop is busy, Python hands the GIL over only every switch interval
-# (5 ms by default), so under load each statement waited that long, and a unit of work with ten
-# statements held the SQLite write lock for 50 ms. A shorter interval costs a little switching.
-SQLITE_SWITCH_INTERVAL_SECONDS = 0.0005
-
-
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     if settings.is_sqlite:
-        sys.setswitchinterval(min(sys.getswitchinterval(), SQLITE_SWITCH_INTERVAL_SECONDS))
+        # Statements run on the event loop's thread (omniroute.shared.sqlite explains why).
         engine = create_async_engine(
             settings.database_url,
             echo=settings.database_echo,
-            connect_args={"timeout": 30},
+            connect_args=sqlite.connect_args(),
+            module=sqlite.inline_dbapi(),
         )
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -78,7 +72,6 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
         return engine
@@ -128,7 +121,8 @@ async def transaction(
     sessions: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
     """The boundary's unit of work: commit on success, roll back on error."""
-    async with write_lock(sessions), sessions() as session:
+    # The lock covers the transaction, not the session's close (a task, so a turn of the loop).
+    async with sessions() as session, write_lock(sessions):
         try:
             yield session
             await session.commit()
