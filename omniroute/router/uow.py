@@ -76,7 +76,9 @@ async def unit_of_work(
     after_commit: AfterCommit | None = None,
 ) -> AsyncIterator[UnitOfWork]:
     """Commit on success, then run side effects; roll back and drop them on error."""
-    async with write_lock(sessions), sessions() as session:
+    # The lock covers the transaction, not the session's close: SQLAlchemy closes an
+    # AsyncSession in a task of its own, a turn of the loop that other writers need not wait for.
+    async with sessions() as session, write_lock(sessions):
         uow = UnitOfWork(session)
         try:
             yield uow
