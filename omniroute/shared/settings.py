@@ -125,6 +125,9 @@ class RouterSettings(BaseSettings):
     webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
     webhook_batch_size: int = Field(default=50, gt=0)
     webhook_concurrency: int = Field(default=10, gt=0)
+    # Deliveries connect to public internet addresses only unless this is on (a receiver on a
+    # laptop or inside the deployment's network); see omniroute/router/webhooks/egress.py.
+    webhook_allow_private_networks: bool = False
     # A claimed delivery whose worker died is taken over after this long (> the timeout).
     webhook_claim_seconds: float = Field(default=120.0, gt=0)
     # Event-log ids re-read behind each endpoint's cursor: a safety net for ids committed out

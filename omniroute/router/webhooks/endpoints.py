@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from omniroute.router.dependencies import Admin, RuntimeDep, Supervisor
 from omniroute.router.webhooks import service
+from omniroute.router.webhooks.egress import private_host
 from omniroute.router.webhooks.models import DeliveryStatus
 from omniroute.router.webhooks.schemas import (
     AttemptRead,
@@ -20,8 +21,19 @@ from omniroute.router.webhooks.schemas import (
     WebhookEndpointUpdate,
 )
 from omniroute.router.webhooks.worker import kick
+from omniroute.shared.errors import Unprocessable
+from omniroute.shared.settings import RouterSettings
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+
+def _refuse_private(settings: RouterSettings, url: str) -> None:
+    reason = None if settings.webhook_allow_private_networks else private_host(url)
+    if reason is not None:
+        raise Unprocessable(
+            f"{reason}: deliveries go to public addresses only "
+            "(OMNIROUTE_WEBHOOK_ALLOW_PRIVATE_NETWORKS=true allows private networks)"
+        )
 
 
 @router.post(
@@ -34,6 +46,7 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 async def create_endpoint(
     body: WebhookEndpointCreate, runtime: RuntimeDep, _: Admin
 ) -> WebhookEndpointCreated:
+    _refuse_private(runtime.settings, str(body.url))
     async with runtime.uow() as uow:
         endpoint = await service.create_endpoint(
             uow.session,
@@ -99,6 +112,8 @@ async def update_endpoint(
     changes = body.model_dump(mode="json", exclude_unset=True)
     if "url" in changes and changes["url"] is None:
         changes.pop("url")
+    if "url" in changes:
+        _refuse_private(runtime.settings, changes["url"])
     async with runtime.uow() as uow:
         endpoint = await service.get_endpoint(uow.session, endpoint_id)
         await service.update_endpoint(uow.session, endpoint, changes)

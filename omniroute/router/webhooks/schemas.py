@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, PlainSerializer
 
 from omniroute.router.webhooks.models import DeliveryStatus
 from omniroute.shared.events import RoutingEventType
@@ -28,6 +28,8 @@ def _check_url(url: AnyHttpUrl) -> str:
 WebhookUrl = Annotated[
     AnyHttpUrl,
     AfterValidator(_check_url),
+    # The validated value is the URL's text: serialise it as such (no type-mismatch warning).
+    PlainSerializer(str, return_type=str),
     Field(description="Where events are POSTed: http or https, no user:password@"),
 ]
 # Validated against the enum, so event types added to it become subscribable at once.

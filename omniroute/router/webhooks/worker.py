@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from omniroute.router.runtime import RouterRuntime, follower_coalesce, next_tick
 from omniroute.router.webhooks import service
+from omniroute.router.webhooks.egress import PublicOnlyTransport
 from omniroute.router.webhooks.models import DeliveryStatus
 from omniroute.router.webhooks.signing import signature_headers
 from omniroute.shared import topics
@@ -73,11 +74,14 @@ class WebhookWorker:
 
     async def start(self) -> None:
         timeout = self.settings.webhook_timeout_seconds
+        transport = self._transport
+        if transport is None and not self.settings.webhook_allow_private_networks:
+            transport = PublicOnlyTransport(max_connections=self.settings.webhook_concurrency)
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             follow_redirects=False,  # a redirect is not a delivery: the integration fixes its URL
             headers={"user-agent": USER_AGENT},
-            transport=self._transport,
+            transport=transport,
         )
         self._stopping = False
 

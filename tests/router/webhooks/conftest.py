@@ -110,9 +110,17 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
+def runtime(runtime: RouterRuntime) -> RouterRuntime:
+    """The test router, allowed to register and deliver to the receiver on 127.0.0.1."""
+    runtime.settings = runtime.settings.model_copy(update={"webhook_allow_private_networks": True})
+    return runtime
+
+
+@pytest.fixture
 def webhook_settings() -> RouterSettings:
-    """Retries without waiting: two retries, then the dead letter."""
+    """Retries without waiting: two retries, then the dead letter; the receiver is local."""
     return RouterSettings(
+        webhook_allow_private_networks=True,
         webhook_retry_schedule=[0, 0],
         webhook_retry_jitter=0,
         webhook_poll_interval_seconds=0.05,

@@ -233,7 +233,11 @@ class TestRetries:
         self, runtime: RouterRuntime, api: httpx.AsyncClient, receiver: Receiver
     ) -> None:
         """With an hour before the first retry, a failed delivery waits instead of retrying."""
-        settings = RouterSettings(webhook_retry_schedule=[3600], webhook_retry_jitter=0)
+        settings = RouterSettings(
+            webhook_allow_private_networks=True,
+            webhook_retry_schedule=[3600],
+            webhook_retry_jitter=0,
+        )
         worker = WebhookWorker(runtime.sessions, settings)
         await worker.start()
         try:

@@ -23,7 +23,9 @@ def poll_seconds() -> str:
 
 @pytest.fixture
 def webhook_env(monkeypatch: pytest.MonkeyPatch, poll_seconds: str) -> None:
-    """Set before the embedded app reads its settings: one immediate retry, then dead."""
+    """Set before the embedded app reads its settings: one immediate retry, then dead; the
+    receiver is on this machine."""
+    monkeypatch.setenv("OMNIROUTE_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")
     monkeypatch.setenv("OMNIROUTE_WEBHOOK_RETRY_SCHEDULE", "[0]")
     monkeypatch.setenv("OMNIROUTE_WEBHOOK_POLL_INTERVAL_SECONDS", poll_seconds)
 
