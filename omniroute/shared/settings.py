@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "placeholder"}
@@ -59,6 +59,34 @@ class BusSettings(BaseSettings):
     bus_partitions: int = 6
     bus_send_timeout_seconds: float = 10.0
     bus_handler_attempts: int = 5
+    # How clients reach Kafka (aiokafka's names). SSL verifies the brokers against the system's
+    # CAs, or bus_ssl_cafile; a client certificate (certfile, with keyfile unless it holds the
+    # key) for brokers that ask for one. SASL_* logs in with the mechanism, user and password.
+    bus_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    bus_ssl_cafile: Path | None = None
+    bus_ssl_certfile: Path | None = None
+    bus_ssl_keyfile: Path | None = None
+    bus_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    bus_sasl_username: str | None = None
+    bus_sasl_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _security_complete(self) -> BusSettings:
+        protocol = self.bus_security_protocol
+        if protocol.startswith("SASL") and not (self.bus_sasl_username and self.bus_sasl_password):
+            raise ValueError(
+                f"OMNIROUTE_BUS_SECURITY_PROTOCOL={protocol} needs OMNIROUTE_BUS_SASL_USERNAME "
+                "and OMNIROUTE_BUS_SASL_PASSWORD"
+            )
+        tls_files = (self.bus_ssl_cafile, self.bus_ssl_certfile, self.bus_ssl_keyfile)
+        if not protocol.endswith("SSL") and any(tls_files):
+            raise ValueError(
+                "OMNIROUTE_BUS_SSL_* files are set but OMNIROUTE_BUS_SECURITY_PROTOCOL is "
+                f"{protocol}: use SSL or SASL_SSL"
+            )
+        if self.bus_ssl_keyfile and not self.bus_ssl_certfile:
+            raise ValueError("OMNIROUTE_BUS_SSL_KEYFILE needs OMNIROUTE_BUS_SSL_CERTFILE")
+        return self
 
     @field_validator("bus")
     @classmethod
@@ -195,6 +223,7 @@ class Settings:
             ("OMNIROUTE_X_CONSUMER_SECRET", self.gateway.x_consumer_secret),
             ("OMNIROUTE_TWILIO_AUTH_TOKEN", self.gateway.twilio_auth_token),
             ("OMNIROUTE_MAILGUN_SIGNING_KEY", self.gateway.mailgun_signing_key),
+            ("OMNIROUTE_BUS_SASL_PASSWORD", self.bus.bus_sasl_password),
         ):
             if secret is None:
                 continue

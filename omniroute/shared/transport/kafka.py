@@ -13,6 +13,7 @@ import asyncio
 import collections
 import contextlib
 import math
+import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,33 @@ from omniroute.shared.transport.base import (
 from omniroute.shared.transport.partitioner import default_partition
 
 log = structlog.get_logger(__name__)
+
+
+def connection_security(settings: BusSettings) -> dict[str, Any]:
+    """aiokafka's connection options for the configured security protocol (every client)."""
+    protocol = settings.bus_security_protocol
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        # The standard library's default context: the system's CAs unless a file is named,
+        # certificate and host name verified.
+        context = ssl.create_default_context(
+            cafile=str(settings.bus_ssl_cafile) if settings.bus_ssl_cafile else None
+        )
+        if settings.bus_ssl_certfile is not None:
+            context.load_cert_chain(
+                settings.bus_ssl_certfile,
+                settings.bus_ssl_keyfile,
+            )
+        options["ssl_context"] = context
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        assert settings.bus_sasl_password is not None  # checked by the settings
+        options.update(
+            sasl_mechanism=settings.bus_sasl_mechanism,
+            sasl_plain_username=settings.bus_sasl_username,
+            sasl_plain_password=settings.bus_sasl_password.get_secret_value(),
+        )
+    return options
+
 
 RETRY_AFTER_SECONDS = 5
 PING_TIMEOUT_SECONDS = 2.0
@@ -375,6 +403,7 @@ class KafkaBus:
     async def _new_producer(self, *, idempotent: bool) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
             bootstrap_servers=self._settings.bootstrap_servers,
+            **connection_security(self._settings),
             client_id=self._settings.bus_client_id,
             acks="all",
             enable_idempotence=idempotent,
@@ -398,6 +427,7 @@ class KafkaBus:
         wanted = list(dict.fromkeys(wanted))
         admin = AIOKafkaAdminClient(
             bootstrap_servers=self._settings.bootstrap_servers,
+            **connection_security(self._settings),
             client_id=f"{self._settings.bus_client_id}-admin",
             request_timeout_ms=max(1000, int(self._send_timeout * 1000)),
         )
@@ -502,6 +532,7 @@ class _Consumer:
         self._committed.clear()
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.bootstrap_servers,
+            **connection_security(self._settings),
             client_id=f"{self._settings.bus_client_id}-{self._sub.group}",
             group_id=self._sub.group,
             enable_auto_commit=False,
