@@ -539,6 +539,7 @@ async def _publish_seconds(url: str) -> float:
 STAGE_HISTOGRAMS = {
     "gateway ingest": ("gateway", "omniroute_ingest_seconds"),
     "classify": ("classifier", "omniroute_classify_seconds"),
+    "on the bus to the router": ("router", "omniroute_pipeline_lag_seconds"),
     "router store": ("router", "omniroute_route_seconds"),
     "receipt to offer": ("router", "omniroute_time_to_offer_seconds"),
 }

@@ -45,6 +45,13 @@ ROUTE_LATENCY = Histogram(
     "Router time to store and enqueue one contact",
     buckets=LATENCY_BUCKETS,
 )
+PIPELINE_LAG = Histogram(
+    "omniroute_pipeline_lag_seconds",
+    "How long a contact waited on the bus before a stage took it up: 'classifier' from receipt "
+    "at the gateway, 'router' from its classification (clocks of different hosts)",
+    ["hop"],
+    buckets=LATENCY_BUCKETS,
+)
 TIME_TO_OFFER = Histogram(
     "omniroute_time_to_offer_seconds",
     "From receipt at the gateway to the first offer",
