@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import ahocorasick
 
@@ -89,6 +89,49 @@ def words(folded: str) -> list[str]:
     return spaced.split()
 
 
+_T = TypeVar("_T")
+
+
+class LexiconColumn(Generic[_T]):
+    """What one signal reads of each word of the shared lexicon, by the word's id."""
+
+    def __init__(self, values: list[_T], default: _T) -> None:
+        self.values = values
+        self.default = default
+
+
+class SharedLexicon:
+    """Ids for the words that signals look up one by one (sentiment's lexicon, the function
+    words of languages), so that a contact's words are looked up once for all of them
+    (`Tokens.lexicon`): each signal then reads its own column by id.
+
+    A word's string is hashed once whoever looks it up, but each lookup also probes the table
+    and compares the strings: one C lookup per word instead of one per signal.
+    """
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self._columns: list[LexiconColumn[Any]] = []
+
+    def column(self, values: Mapping[str, _T], default: _T) -> LexiconColumn[_T]:
+        """A column holding `values` by word (`default` for the other words of the lexicon);
+        their words join the lexicon."""
+        for word in values:
+            if word not in self.ids:
+                self.ids[word] = len(self.ids)
+                for held in self._columns:
+                    held.values.append(held.default)
+        column = LexiconColumn([default] * len(self.ids), default)
+        for word, value in values.items():
+            column.values[self.ids[word]] = value
+        self._columns.append(column)
+        return column
+
+
+# The one lexicon of the process: modules add their columns when imported.
+LEXICON = SharedLexicon()
+
+
 class Tokens:
     """A text's folded words, counted once and shared by every signal of one contact.
 
@@ -96,11 +139,12 @@ class Tokens:
     counted in one pass, the first time one of them is asked for.
     """
 
-    __slots__ = ("words", "_counts", "_spaced", "_index", "_walk")
+    __slots__ = ("words", "_counts", "_lexicon", "_spaced", "_index", "_walk")
 
     def __init__(self, tokens: Sequence[str]) -> None:
         self.words: Sequence[str] = tokens
         self._counts: Counter[str] | None = None
+        self._lexicon: tuple[int, list[int], list[int]] | None = None
         self._spaced: str | None = None
         self._index: PhraseIndex | None = None
         self._walk: _Walk | None = None
@@ -119,6 +163,23 @@ class Tokens:
         if self._counts is None:
             self._counts = Counter(self.words)
         return self._counts
+
+    def lexicon(self) -> tuple[list[int], list[int]]:
+        """Where the words of the shared lexicon are among the words, and their ids (one C
+        lookup per word, shared by the signals that read the lexicon)."""
+        held = self._lexicon
+        ids = LEXICON.ids
+        # Computed again if a column joined since (a module imported late).
+        if held is None or held[0] != len(ids):
+            found = list(map(ids.get, self.words))
+            positions: list[int] = []
+            known: list[int] = []
+            for position, word_id in enumerate(found):
+                if word_id is not None:
+                    positions.append(position)
+                    known.append(word_id)
+            held = self._lexicon = (len(ids), positions, known)
+        return held[1], held[2]
 
     def spaced(self) -> str:
         """The words joined by single spaces, with one more at each end, so that " a b " is in

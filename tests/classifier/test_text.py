@@ -7,7 +7,16 @@ import unicodedata
 
 import ahocorasick
 
-from omniroute.classifier.text import PhraseIndex, PhraseMatcher, Tokens, fold, fold_words, words
+from omniroute.classifier.text import (
+    LEXICON,
+    PhraseIndex,
+    PhraseMatcher,
+    SharedLexicon,
+    Tokens,
+    fold,
+    fold_words,
+    words,
+)
 
 _WORDS = ["no", "ha", "llegado", "cobro", "cobrado", "de", "the", "order", "not", "arrived"]
 
@@ -150,3 +159,29 @@ class TestFoldWords:
             "l'ete",
             "12",
         ]
+
+
+class TestSharedLexicon:
+    def test_each_column_reads_its_own_values_by_the_shared_ids(self) -> None:
+        lexicon = SharedLexicon()
+        kinds = lexicon.column({"bad": 2, "good": 1}, 0)
+        languages = lexicon.column({"the": ("en",), "bad": ("en",)}, ())
+        # A word of the second column is new to the first: it reads the default there.
+        assert [kinds.values[lexicon.ids[w]] for w in ("bad", "good", "the")] == [2, 1, 0]
+        assert [languages.values[lexicon.ids[w]] for w in ("bad", "good", "the")] == [
+            ("en",),
+            (),
+            ("en",),
+        ]
+
+    def test_tokens_find_the_words_of_a_column_added_after_they_were_read(self) -> None:
+        # The process's lexicon: words no signal reads, so the other tests see no change.
+        first = LEXICON.column({"zzyzx": 7}, 0)
+        tokens = Tokens.of("zzyzx quux-quux zzyzx")
+        positions, ids = tokens.lexicon()
+        assert [tokens.words[p] for p in positions] == ["zzyzx", "zzyzx"]
+        second = LEXICON.column({"quux": 3}, 0)
+        positions, ids = tokens.lexicon()
+        assert [tokens.words[p] for p in positions] == ["zzyzx", "quux", "quux", "zzyzx"]
+        assert [first.values[i] for i in ids] == [7, 0, 0, 7]
+        assert [second.values[i] for i in ids] == [0, 3, 3, 0]
