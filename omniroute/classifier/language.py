@@ -86,11 +86,16 @@ class LanguageIdentifier:
         # the order they first come: the votes below are summed in that order.
         _, ids = as_tokens(tokens).lexicon()
         by_id = _LANGS_BY_ID.values
-        frequency: dict[int, int] = {}
+        # Counts by id in a list (no dictionary work per word), and the ids in order.
+        frequency = [0] * len(by_id)
+        order: list[int] = []
         for word_id in ids:
             if by_id[word_id]:
-                frequency[word_id] = frequency.get(word_id, 0) + 1
-        for word_id, seen in frequency.items():
+                if not frequency[word_id]:
+                    order.append(word_id)
+                frequency[word_id] += 1
+        for word_id in order:
+            seen = frequency[word_id]
             langs = by_id[word_id]
             hits += seen
             for code in langs:

@@ -171,10 +171,12 @@ class Tokens:
         ids = LEXICON.ids
         # Computed again if a column joined since (a module imported late).
         if held is None or held[0] != len(ids):
-            found = list(map(ids.get, self.words))
             positions: list[int] = []
             known: list[int] = []
-            for position, word_id in enumerate(found):
+            words = self.words
+            # A compiled loop over a list reads it by index and looks each word up directly.
+            for position, word in enumerate(words if isinstance(words, list) else list(words)):
+                word_id = ids.get(word)
                 if word_id is not None:
                     positions.append(position)
                     known.append(word_id)
