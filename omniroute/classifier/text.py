@@ -375,30 +375,35 @@ class PhraseIndex:
         if self._automaton is None:
             return _Walk(counts, hits)
         # Keyed by where the phrase starts times the slots, plus the slot: one dict for all.
-        best: dict[int, tuple[int, str]] = {}
-        singles: dict[int, tuple[str, ...]] = {}
+        best: dict[object, tuple[int, str]] = {}
+        singles: dict[object, tuple[str, ...]] = {}
         for hit in self._automaton.iter(spaced):
             end, key = cast(tuple[int, _Key], hit)
             start = (end - key.length) * slots
             for slot, kept in key.kept:
                 hits[slot].append((end, kept))
             for slot, rank, label in key.phrases:
-                held = best.get(start + slot)
+                # Boxed once for both lookups (the keys are mostly beyond the small ints).
+                at: object = start + slot
+                held = best.get(at)
                 if held is None or rank < held[0]:
-                    best[start + slot] = (rank, label)
+                    best[at] = (rank, label)
             for slot, names in key.singles:
-                more = singles.get(start + slot)
-                singles[start + slot] = names if more is None else more + names
+                at = start + slot
+                more = singles.get(at)
+                singles[at] = names if more is None else more + names
         counts = [{} for _ in range(slots)]
-        for at, (_, label) in best.items():
-            tally = counts[at % slots]
+        for place, (_, label) in best.items():
+            tally = counts[cast(int, place) % slots]
             tally[label] = tally.get(label, 0) + 1
-        for at, labels in singles.items():
-            if at in best:
+        for place, labels in singles.items():
+            if place in best:
                 continue
-            tally = counts[at % slots]
-            # A word matching several keys (whole and prefix) counts once per label.
-            for label in dict.fromkeys(labels) if len(labels) > 1 else labels:
+            tally = counts[cast(int, place) % slots]
+            if len(labels) > 1:
+                # A word matching several keys (whole and prefix) counts once per label.
+                labels = tuple(dict.fromkeys(labels))
+            for label in labels:
                 tally[label] = tally.get(label, 0) + 1
         return _Walk(counts, hits)
 
