@@ -4,8 +4,10 @@ The baseline (decode the JSON contact and run one regex over its text) is measur
 run, alternating with the pipeline, because machines here are shared and noisy: the ratio is
 what to compare between runs. Throughput and latency are given in this thread's CPU time (what
 one core spends per contact, whatever the neighbours do) and on the wall clock; the best and
-the median of the rounds are printed.
-Run: .venv/bin/python bench/classify.py [--contacts N] [--rounds R]
+the median of the rounds are printed. Contacts go through the pipeline as the worker's handler
+sends them, `BATCH_SIZE` at a time (`Classifier.classify_many`); a contact's latency is then its
+batch's. `--batch 1` measures one contact at a time.
+Run: .venv/bin/python bench/classify.py [--contacts N] [--rounds R] [--batch B]
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import NamedTuple  # noqa: E402
 
 import orjson  # noqa: E402
 
-from omniroute.classifier.pipeline import Classifier  # noqa: E402
+from omniroute.classifier.pipeline import BATCH_SIZE, Classifier  # noqa: E402
 from omniroute.shared.events import Channel, CustomerRef, InboundContact, Visibility  # noqa: E402
 from omniroute.shared.settings import ClassifierSettings  # noqa: E402
 from omniroute.shared.transport.base import decode_event, encode_event  # noqa: E402
@@ -88,20 +90,30 @@ class Figures(NamedTuple):
     cpu_p99: float
 
 
-def measure(payloads: list[bytes], work: Callable[[bytes], object]) -> Figures:
-    """Per call: wall time and this thread's CPU time (what one core spends, however shared)."""
-    for payload in payloads[:200]:
-        work(payload)
+def measure(payloads: list[bytes], work: Callable[[list[bytes]], object], batch: int) -> Figures:
+    """Per contact: wall time and this thread's CPU time (what one core spends, however shared).
+
+    Contacts go through `work` `batch` at a time, as the worker classifies what arrives
+    together: each contact's latency is its batch's (its result is ready when the batch's is).
+    """
+    for first in range(0, 200, batch):
+        work(payloads[first : first + batch])
     walls, cpus = [], []
+    wall_total = cpu_total = 0.0
     wall_clock, cpu_clock = time.perf_counter, time.thread_time
-    for payload in payloads:
+    for first in range(0, len(payloads), batch):
+        chunk = payloads[first : first + batch]
         wall_started, cpu_started = wall_clock(), cpu_clock()
-        work(payload)
-        cpus.append(cpu_clock() - cpu_started)
-        walls.append(wall_clock() - wall_started)
+        work(chunk)
+        cpu = cpu_clock() - cpu_started
+        wall = wall_clock() - wall_started
+        cpus.extend([cpu] * len(chunk))
+        walls.extend([wall] * len(chunk))
+        cpu_total += cpu
+        wall_total += wall
     return Figures(
-        len(walls) / sum(walls),
-        len(cpus) / sum(cpus),
+        len(payloads) / wall_total,
+        len(payloads) / cpu_total,
         _quantile(walls, 0.5) * 1000,
         _quantile(walls, 0.99) * 1000,
         _quantile(cpus, 0.5) * 1000,
@@ -126,6 +138,12 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=5000)
     parser.add_argument("--size", type=int, default=1024, help="message size in characters")
     parser.add_argument("--rounds", type=int, default=3, help="alternating measured rounds")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=BATCH_SIZE,
+        help="contacts classified together (the worker's BATCH_SIZE; 1: one at a time)",
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -135,21 +153,24 @@ def main() -> None:
     payloads = [encode_event(c) for c in contacts]
     word = re.compile(r"\w+")
 
-    def baseline(payload: bytes) -> object:
-        decoded = orjson.loads(payload)
-        return len(word.findall(decoded["text"]))
+    def baseline(chunk: list[bytes]) -> object:
+        return [len(word.findall(orjson.loads(payload)["text"])) for payload in chunk]
 
-    def pipeline(payload: bytes) -> object:
-        contact = decode_event(InboundContact, payload)
-        return encode_event(classifier.classify(contact))
+    def pipeline(chunk: list[bytes]) -> object:
+        # What the worker's handler does with the contacts that arrived together.
+        contacts = [decode_event(InboundContact, payload) for payload in chunk]
+        return [encode_event(result) for result in classifier.classify_many(contacts)]
 
     # Baseline and pipeline alternate, so a burst of load from a neighbour hits both.
     bases, fulls = [], []
     for _ in range(max(1, args.rounds)):
-        bases.append(measure(payloads, baseline))
-        fulls.append(measure(payloads, pipeline))
+        bases.append(measure(payloads, baseline, args.batch))
+        fulls.append(measure(payloads, pipeline, args.batch))
     print(f"classifier {classifier.version} loaded in {load_seconds:.2f}s")
-    print(f"{args.contacts} contacts of {args.size} chars, one thread, {len(fulls)} rounds")
+    print(
+        f"{args.contacts} contacts of {args.size} chars, one thread, {len(fulls)} rounds, "
+        f"{args.batch} at a time (latency: the batch's)"
+    )
     header = ("cpu: /s", 9), ("p50 ms", 8), ("p99 ms", 8), ("wall: /s", 10), ("p50 ms", 8)
     print(f"{'':<40}" + "".join(f"{name:>{width}}" for name, width in header) + f"{'p99 ms':>8}")
     for name, runs in (("baseline (json decode + regex)", bases), ("pipeline", fulls)):

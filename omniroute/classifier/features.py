@@ -39,7 +39,6 @@ import struct
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -366,8 +365,9 @@ class Scorer:
     the word's two squared norms (IDF squared, |u_w|^2), then t_w itself (for the embedding's
     norm). A second table holds a row per word n-gram (weights times IDF, IDF squared).
 
-    A message costs one dictionary lookup per word (`itemgetter`, in C; the rows are kept as
-    bytes, so the message's rows are one `bytes.join` and `np.frombuffer` away), a sort of its
+    A message costs one dictionary lookup per word (in a compiled loop; the rows are kept as
+    bytes, so the message's rows are one `bytes.join` and `np.frombuffer` away; a word never
+    seen comes out empty, is learnt, and only those are looked up again), a sort of its
     rows (a word never seen has a row of its own, a copy of its shape's: distinct rows are then
     distinct words, and their counts come from the sort), one gather and one product with the
     words' sublinear weights (every block's scores and the embedding's summed vector at once)
@@ -464,8 +464,8 @@ class Scorer:
     def _learn(self, novel: list[str], message: Iterable[str]) -> None:
         """Fill rows for words training never saw: their char block, which is known for any
         word (no unigram, no n-grams), and their token vectors. One gather and one sum for all
-        of a message's char n-grams, one tokenizer call for its words. `novel` are the words
-        of `message` that have no row yet."""
+        of a message's char n-grams, one tokenizer call for its words. `novel` are the distinct
+        words of `message` that have no row yet, in the order they first come."""
         start = self._novel_start
         if self._used + len(novel) > self._limit:
             # Full: forget the words learnt so far (the vocabulary's rows stay), then learn
@@ -474,7 +474,7 @@ class Scorer:
             self._shapes.clear()
             self._table[start:] = 0.0
             self._used = start
-            novel = [word for word in message if word not in self._slots]
+            novel = [word for word in dict.fromkeys(message) if word not in self._slots]
             # One text with more unseen words than the cache holds (a caller's own tokens).
             self._limit = max(self._limit, start + len(novel))
         columns: list[int] = []
@@ -510,37 +510,59 @@ class Scorer:
             self._table = grown
         classes = self._classes
         table = self._table
+        # One word (a message's usual case) is written through its row, by slices: numpy's
+        # indexing by a list costs a conversion each time. Same values either way.
         if self._embedding is not None and fresh:
             rows = self._vocabulary.word_embeddings(fresh)
-            table[fresh_rows, 3 * classes + 2 :] = rows
-            table[fresh_rows, 2 * classes : 3 * classes] = rows @ self._embedding
+            product = rows @ self._embedding
+            if len(fresh_rows) == 1:
+                row = table[fresh_rows[0]]
+                row[3 * classes + 2 :] = rows[0]
+                row[2 * classes : 3 * classes] = product[0]
+            else:
+                table[fresh_rows, 3 * classes + 2 :] = rows
+                table[fresh_rows, 2 * classes : 3 * classes] = product
         if columns:
             # Rows of `_chars`: [IDF times char weights | IDF squared], summed per word.
             sums = np.add.reduceat(np.take(self._chars, columns, axis=0), starts, axis=0)
-            table[slots, classes : 2 * classes] = sums[:, :classes]
-            table[slots, 3 * classes + 1] = sums[:, classes]
+            if len(slots) == 1:
+                row = table[slots[0]]
+                row[classes : 2 * classes] = sums[0, :classes]
+                row[3 * classes + 1] = sums[0, classes]
+            else:
+                table[slots, classes : 2 * classes] = sums[:, :classes]
+                table[slots, 3 * classes + 1] = sums[:, classes]
         if copies:
             table[copies] = table[sources]
 
-    def _rows(self, words: Sequence[str] | Counter[str]) -> npt.NDArray[np.intp]:
-        """The table rows of `words` (every one has a row): a C lookup, a join, no conversion."""
-        if len(words) == 1:
-            packed = self._slots[next(iter(words))]
-        else:
-            packed = b"".join(itemgetter(*words)(self._slots))
-        return np.frombuffer(packed, dtype=np.intp)
+    def _rows(self, words: list[str]) -> npt.NDArray[np.intp]:
+        """The table rows of `words`, learning those of words never seen: one C lookup per
+        word, a join, no conversion."""
+        slots = self._slots
+        # b"" for a word with no row yet: the joined rows then come out short.
+        packed = [slots.get(word, b"") for word in words]
+        joined = b"".join(packed)
+        if len(joined) != len(words) * _ROW.size:
+            novel = dict.fromkeys(word for word, row in zip(words, packed, strict=True) if not row)
+            self._learn(list(novel), words)
+            if self._slots is slots:
+                # Only the words just learnt are looked up again.
+                joined = b"".join(
+                    [row or slots[word] for word, row in zip(words, packed, strict=True)]
+                )
+            else:
+                # The cache was full and started again: every row may have moved.
+                learnt = self._slots
+                joined = b"".join([learnt[word] for word in words])
+        return np.frombuffer(joined, dtype=np.intp)
 
     def decision(self, tokens: Tokens) -> F64:
         words = tokens.words
         size = len(words)
         if not size:
             return self._bias.copy()
-        try:
-            ids = self._rows(words)
-        except KeyError:
-            distinct, known = dict.fromkeys(words), self._slots
-            self._learn([word for word in distinct if word not in known], distinct)
-            ids = self._rows(words)
+        # A compiled loop reads a list by index (the tokenizer gives lists).
+        ids = self._rows(words if isinstance(words, list) else list(words))
         if size == 1:
             rows, weight, squares = ids, _ONE, _ONE
         else:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import compress
 
 from lingua import Language, LanguageDetector, LanguageDetectorBuilder
 
-from omniroute.classifier.text import Tokens, as_tokens
+from omniroute.classifier.text import LEXICON, Tokens, as_tokens
 
 SUPPORTED = ("es", "en", "pt", "fr", "de", "it")
 UNDETERMINED = "und"
@@ -48,6 +47,8 @@ _WORD_LANGS: dict[str, tuple[str, ...]] = {}
 for _code, _words in _FUNCTION_WORDS.items():
     for _word in _words.split():
         _WORD_LANGS[_word] = (*_WORD_LANGS.get(_word, ()), _code)
+# The same by the word's id in the shared lexicon (empty for its other words).
+_LANGS_BY_ID = LEXICON.column(_WORD_LANGS, ())
 
 # Enough function words with a clear winner and lingua is not needed.
 _MIN_HITS = 6
@@ -81,13 +82,21 @@ class LanguageIdentifier:
         known = (known or "").lower()[:2] or None
         counts = dict.fromkeys(self.languages, 0.0)
         hits = 0
-        # The function words among the words (one C lookup per word), counted.
-        words = as_tokens(tokens).words
-        frequency: dict[str, int] = {}
-        for token in compress(words, map(_WORD_LANGS.get, words)):
-            frequency[token] = frequency.get(token, 0) + 1
-        for token, seen in frequency.items():
-            langs = _WORD_LANGS[token]
+        # The function words among the words (by their ids in the shared lexicon), counted in
+        # the order they first come: the votes below are summed in that order.
+        _, ids = as_tokens(tokens).lexicon()
+        by_id = _LANGS_BY_ID.values
+        # Counts by id in a list (no dictionary work per word), and the ids in order.
+        frequency = [0] * len(by_id)
+        order: list[int] = []
+        for word_id in ids:
+            if by_id[word_id]:
+                if not frequency[word_id]:
+                    order.append(word_id)
+                frequency[word_id] += 1
+        for word_id in order:
+            seen = frequency[word_id]
+            langs = by_id[word_id]
             hits += seen
             for code in langs:
                 if code in counts:

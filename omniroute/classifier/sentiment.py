@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import compress
-from typing import cast
 
 from omniroute.classifier.pii import MASKS
-from omniroute.classifier.text import PhraseMatcher, Tokens, as_tokens
+from omniroute.classifier.text import LEXICON, PhraseMatcher, Tokens, as_tokens
 from omniroute.shared.events import Sentiment
 
 # Folded (lowercase, no accents) forms; prefixes end in "*".
@@ -134,6 +132,8 @@ for _kind, _words in (
     (_COURTESY_KIND, _COURTESY),
 ):
     _LEXICON.update(dict.fromkeys(_words, _kind))
+# The same by the word's id in the shared lexicon (0 for its other words).
+_KIND_BY_ID = LEXICON.column(_LEXICON, 0)
 
 _PRAISE = (
     "muchas gracias",
@@ -339,16 +339,21 @@ def analyse(text: str, tokens: Tokens | Sequence[str]) -> SentimentAnalysis:
     view = as_tokens(tokens)
     pos = neg = 0.0
     insults = 0
-    # The kind of every word in order (C loops); most words have none.
-    by_word = list(map(_LEXICON.get, view.words))
-    found = cast(list[int], list(compress(by_word, by_word)))
-    if not found or max(found) < _INTENSIFIER:
+    # The lexicon's words among the words (one shared lookup per word), and their kinds here.
+    positions, ids = view.lexicon()
+    by_id = _KIND_BY_ID.values
+    strongest = 0
+    for word_id in ids:
+        strongest = max(strongest, by_id[word_id])
+    if strongest < _INTENSIFIER:
         # No negation or intensifier: every hit counts as it is, no need to walk positions.
-        counts: dict[str, int] = {}
-        for token in compress(view.words, by_word):
-            counts[token] = counts.get(token, 0) + 1
-        for token, seen in counts.items():
-            kind = _LEXICON[token]
+        # Counted per word in the order words first come (the sums below follow it).
+        counts: dict[int, int] = {}
+        for word_id in ids:
+            if by_id[word_id]:
+                counts[word_id] = counts.get(word_id, 0) + 1
+        for word_id, seen in counts.items():
+            kind = by_id[word_id]
             if kind == _POSITIVE_WORD:
                 pos += seen
             elif kind == _COURTESY_KIND:
@@ -361,9 +366,10 @@ def analyse(text: str, tokens: Tokens | Sequence[str]) -> SentimentAnalysis:
     else:
         # Walked only where a word has a kind.
         negate_until = boosted = -1
-        # compress drops the words out of the lexicon (None), so every kind left is an int.
-        walked = cast(Iterable[tuple[int, int]], compress(enumerate(by_word), by_word))
-        for index, kind in walked:
+        for index, word_id in zip(positions, ids, strict=True):
+            kind = by_id[word_id]
+            if not kind:
+                continue
             if kind == _NEGATOR:
                 negate_until = index + 3
                 continue

@@ -224,6 +224,9 @@ class _Patterns:
 class _Triggers:
     """Phrase-index keys for the word starts where patterns that open so can match."""
 
+    # The index keeps their hits (where they are is what counts), rather than counting them.
+    counted = False
+
     def __init__(self, openings: Iterable[str]) -> None:
         self.keys: dict[str, tuple[int, None, tuple[str, ...]]] = {}
         for opening in openings:

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import ahocorasick
 
@@ -89,21 +89,65 @@ def words(folded: str) -> list[str]:
     return spaced.split()
 
 
+_T = TypeVar("_T")
+
+
+class LexiconColumn(Generic[_T]):
+    """What one signal reads of each word of the shared lexicon, by the word's id."""
+
+    def __init__(self, values: list[_T], default: _T) -> None:
+        self.values = values
+        self.default = default
+
+
+class SharedLexicon:
+    """Ids for the words that signals look up one by one (sentiment's lexicon, the function
+    words of languages), so that a contact's words are looked up once for all of them
+    (`Tokens.lexicon`): each signal then reads its own column by id.
+
+    A word's string is hashed once whoever looks it up, but each lookup also probes the table
+    and compares the strings: one C lookup per word instead of one per signal.
+    """
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self._columns: list[LexiconColumn[Any]] = []
+
+    def column(self, values: Mapping[str, _T], default: _T) -> LexiconColumn[_T]:
+        """A column holding `values` by word (`default` for the other words of the lexicon);
+        their words join the lexicon."""
+        for word in values:
+            if word not in self.ids:
+                self.ids[word] = len(self.ids)
+                for held in self._columns:
+                    held.values.append(held.default)
+        column = LexiconColumn([default] * len(self.ids), default)
+        for word, value in values.items():
+            column.values[self.ids[word]] = value
+        self._columns.append(column)
+        return column
+
+
+# The one lexicon of the process: modules add their columns when imported.
+LEXICON = SharedLexicon()
+
+
 class Tokens:
     """A text's folded words, counted once and shared by every signal of one contact.
 
-    Given a `PhraseIndex` (`share_phrases`), the phrases of every matcher in it are found in
-    one pass, the first time one of them counts.
+    Given a `PhraseIndex` (`share_phrases`), the phrases of every matcher in it are found and
+    counted in one pass, the first time one of them is asked for.
     """
 
-    __slots__ = ("words", "_counts", "_spaced", "_index", "_phrase_hits")
+    __slots__ = ("words", "_counts", "_lexicon", "_spaced", "_index", "_walk")
 
     def __init__(self, tokens: Sequence[str]) -> None:
         self.words: Sequence[str] = tokens
         self._counts: Counter[str] | None = None
+        self._lexicon: tuple[int, list[int], list[int]] | None = None
         self._spaced: str | None = None
         self._index: PhraseIndex | None = None
-        self._phrase_hits: list[list[_Hit]] | None = None
+        self._walk: _Walk | None = None
 
     @classmethod
     def of(cls, text: str) -> Tokens:
@@ -120,6 +164,25 @@ class Tokens:
             self._counts = Counter(self.words)
         return self._counts
 
+    def lexicon(self) -> tuple[list[int], list[int]]:
+        """Where the words of the shared lexicon are among the words, and their ids (one C
+        lookup per word, shared by the signals that read the lexicon)."""
+        held = self._lexicon
+        ids = LEXICON.ids
+        # Computed again if a column joined since (a module imported late).
+        if held is None or held[0] != len(ids):
+            positions: list[int] = []
+            known: list[int] = []
+            words = self.words
+            # A compiled loop over a list reads it by index and looks each word up directly.
+            for position, word in enumerate(words if isinstance(words, list) else list(words)):
+                word_id = ids.get(word)
+                if word_id is not None:
+                    positions.append(position)
+                    known.append(word_id)
+            held = self._lexicon = (len(ids), positions, known)
+        return held[1], held[2]
+
     def spaced(self) -> str:
         """The words joined by single spaces, with one more at each end, so that " a b " is in
         it wherever the words a, b follow each other."""
@@ -130,20 +193,33 @@ class Tokens:
     def share_phrases(self, index: PhraseIndex) -> None:
         """Matchers in `index` read their hits from its one pass over these words."""
         self._index = index
-        self._phrase_hits = None
+        self._walk = None
 
-    def phrase_hits(self, matcher: PhraseKeys) -> list[_Hit] | None:
-        """What `matcher`'s own automaton would find, from the index's shared pass; None when
-        the index does not hold it."""
+    def _shared_walk(self, matcher: PhraseKeys) -> tuple[_Walk, int] | None:
         index = self._index
         if index is None:
             return None
         slot = index.slots.get(matcher)
         if slot is None:
             return None
-        if self._phrase_hits is None:
-            self._phrase_hits = index.find(self.spaced())
-        return self._phrase_hits[slot]
+        if self._walk is None:
+            self._walk = index.walk(self.spaced())
+        return self._walk, slot
+
+    def phrase_hits(self, matcher: PhraseKeys) -> list[_Hit] | None:
+        """What the automaton of `matcher`'s keys would find (for key sets that are not
+        PhraseMatchers), from the index's shared pass; None when the index does not hold it."""
+        shared = self._shared_walk(matcher)
+        return None if shared is None else shared[0].hits[shared[1]]
+
+    def phrase_counts(self, matcher: PhraseMatcher) -> dict[str, int] | None:
+        """`matcher.counts` of these words, from the index's shared pass (a fresh dict: callers
+        add to it); None when the index does not hold it."""
+        shared = self._shared_walk(matcher)
+        if shared is None:
+            return None
+        walk, slot = shared
+        return dict(walk.counts[slot]) if slot < len(walk.counts) else {}
 
 
 def as_tokens(tokens: Tokens | Sequence[str]) -> Tokens:
@@ -163,6 +239,12 @@ class PhraseKeys(Protocol):
 
     @property
     def keys(self) -> Mapping[str, _Found]: ...
+
+    @property
+    def counted(self) -> bool:
+        """True: a PhraseIndex counts the hits with PhraseMatcher's rules; False: it keeps
+        them (`Tokens.phrase_hits`)."""
+        ...
 
 
 class PhraseMatcher:
@@ -206,68 +288,124 @@ class PhraseMatcher:
                 rank = (prefix and len(tokens) == 2, order)
                 # The same phrase listed again: the first listing counts.
                 self.keys.setdefault(key, (len(key), rank, (label,)))
-        self._automaton: Any = _automaton(self.keys) if self.keys else None
+        # Counted alone (words no index of the pipeline shares) through an index of its own:
+        # one implementation of the counting rules.
+        self._alone: PhraseIndex | None = None
+
+    @property
+    def counted(self) -> bool:
+        """A PhraseIndex counts its hits (rather than keeping them, see `PhraseKeys`)."""
+        return True
 
     def counts(self, tokens: Tokens | Sequence[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        if self._automaton is None:
-            return found
         view = as_tokens(tokens)
-        hits: Iterable[_Hit] | None = view.phrase_hits(self)
-        if hits is None:
-            hits = self._automaton.iter(view.spaced())
-        # Per word where something starts: the best phrase of several words, or the labels of
-        # the one-word phrases (a word can match a whole word and prefixes).
-        phrase_at: dict[int, tuple[tuple[bool, int], str]] = {}
-        single_at: dict[int, tuple[str, ...]] = {}
-        for end, (length, rank, labels) in hits:
-            start = end - length
-            if rank is None:
-                held = single_at.get(start)
-                single_at[start] = labels if held is None else (*held, *labels)
-            else:
-                best = phrase_at.get(start)
-                if best is None or rank < best[0]:
-                    phrase_at[start] = (rank, labels[0])
-        for _, label in phrase_at.values():
-            found[label] = found.get(label, 0) + 1
-        for start, labels in single_at.items():
-            if start in phrase_at:
-                continue
-            for label in dict.fromkeys(labels) if len(labels) > 1 else labels:
-                found[label] = found.get(label, 0) + 1
-        return found
+        found = view.phrase_counts(self)
+        if found is not None:
+            return found
+        if self._alone is None:
+            self._alone = PhraseIndex([self])
+        walk = self._alone.walk(view.spaced())
+        return walk.counts[0] if walk.counts else {}
+
+
+class _Key:
+    """What one key of a PhraseIndex's automaton stands for, per matcher holding it (slot)."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+        # Slots that keep their hits, as their own automaton would yield them.
+        self.kept: list[tuple[int, _Found]] = []
+        # Slots counting it as a phrase of several words: its rank (lower wins) and label.
+        self.phrases: list[tuple[int, int, str]] = []
+        # Slots counting it as a one-word phrase: its labels.
+        self.singles: list[tuple[int, tuple[str, ...]]] = []
+
+
+class _Walk:
+    """One pass of a PhraseIndex over a text: counts per counted slot, hits per kept slot."""
+
+    __slots__ = ("counts", "hits")
+
+    def __init__(self, counts: list[dict[str, int]], hits: list[list[_Hit]]) -> None:
+        self.counts = counts
+        self.hits = hits
 
 
 class PhraseIndex:
     """The keys of several PhraseMatchers in one automaton, so that one pass over a contact's
-    words finds what each of them looks for.
+    words finds and counts what each of them looks for.
 
     A pass costs about as much for 600 keys as for 150 (the C walk per character dominates, not
-    the hits), so a contact read by five matchers pays for one walk instead of five. The hits
-    of each matcher come out in the order its own automaton yields them (by end, and at one end
-    longest first), so its counts are the same.
+    the hits), so a contact read by five matchers pays for one walk instead of five. Each
+    matcher's hits are counted during the walk, with the rules of `PhraseMatcher` (at a word
+    where a phrase of several words starts, its best-ranked one counts and the one-word phrases
+    do not), into a dict whose order is the one those rules give (phrases by the first hit at
+    their start, then one-word phrases so), since callers break ties by it. Key sets that are
+    not counted (the taxonomy's pattern triggers) keep their hits instead, in the order their
+    own automaton yields them (by end, and at one end longest first).
     """
 
     def __init__(self, matchers: Iterable[PhraseKeys]) -> None:
         self.slots: dict[PhraseKeys, int] = {}
-        shared: dict[str, list[tuple[int, _Found]]] = {}
+        keys: dict[str, _Key] = {}
         for matcher in matchers:
             if matcher in self.slots or not matcher.keys:
                 continue
             slot = self.slots[matcher] = len(self.slots)
-            for key, found in matcher.keys.items():
-                shared.setdefault(key, []).append((slot, found))
-        self._automaton: Any = _automaton(shared) if shared else None
+            for text, found in matcher.keys.items():
+                length, rank, labels = found
+                key = keys.get(text)
+                if key is None:
+                    key = keys[text] = _Key(length)
+                if not matcher.counted:
+                    key.kept.append((slot, found))
+                elif rank is None:
+                    key.singles.append((slot, labels))
+                else:
+                    # (two-word prefix phrase, order) as one int that compares the same way.
+                    key.phrases.append((slot, (int(rank[0]) << 32) + rank[1], labels[0]))
+        self._automaton: Any = _automaton(keys) if keys else None
 
-    def find(self, spaced: str) -> list[list[_Hit]]:
-        """Each matcher's hits in `spaced` (words joined by spaces, one more at each end)."""
-        hits: list[list[_Hit]] = [[] for _ in self.slots]
-        if self._automaton is not None:
-            for end, owners in self._automaton.iter(spaced):
-                for slot, found in owners:
-                    hits[slot].append((end, found))
-        return hits
+    def walk(self, spaced: str) -> _Walk:
+        """Each matcher's counts (or hits) in `spaced` (words joined by spaces, one more at
+        each end)."""
+        slots = len(self.slots)
+        hits: list[list[_Hit]] = [[] for _ in range(slots)]
+        counts: list[dict[str, int]] = []
+        if self._automaton is None:
+            return _Walk(counts, hits)
+        # Keyed by where the phrase starts times the slots, plus the slot: one dict for all.
+        best: dict[object, tuple[int, str]] = {}
+        singles: dict[object, tuple[str, ...]] = {}
+        for hit in self._automaton.iter(spaced):
+            end, key = cast(tuple[int, _Key], hit)
+            start = (end - key.length) * slots
+            for slot, kept in key.kept:
+                hits[slot].append((end, kept))
+            for slot, rank, label in key.phrases:
+                # Boxed once for both lookups (the keys are mostly beyond the small ints).
+                at: object = start + slot
+                held = best.get(at)
+                if held is None or rank < held[0]:
+                    best[at] = (rank, label)
+            for slot, names in key.singles:
+                at = start + slot
+                more = singles.get(at)
+                singles[at] = names if more is None else more + names
+        counts = [{} for _ in range(slots)]
+        for place, (_, label) in best.items():
+            tally = counts[cast(int, place) % slots]
+            tally[label] = tally.get(label, 0) + 1
+        for place, labels in singles.items():
+            if place in best:
+                continue
+            tally = counts[cast(int, place) % slots]
+            if len(labels) > 1:
+                # A word matching several keys (whole and prefix) counts once per label.
+                labels = tuple(dict.fromkeys(labels))
+            for label in labels:
+                tally[label] = tally.get(label, 0) + 1
+        return _Walk(counts, hits)
 
 
 def _automaton(keys: Mapping[str, object]) -> Any:

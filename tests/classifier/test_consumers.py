@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from omniroute.classifier.consumers import RecentConversations, make_classify_handler
-from omniroute.classifier.pipeline import Classifier
+from omniroute.classifier.pipeline import BATCH_SIZE, Classifier
 from omniroute.shared import metrics, topics
 from omniroute.shared.events import Channel, ClassifiedContact
 from omniroute.shared.transport.base import BusUnavailable, Message, decode_event, encode_event
@@ -83,6 +83,44 @@ class TestHandler:
         with pytest.raises(BusUnavailable):
             await bus.publish(topics.CONTACTS_INBOUND, "k", b'{"not": "a contact"}')
         assert collected.messages == []
+
+
+class PublishedBus:
+    """Records what a handler publishes, in order."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, str, bytes]] = []
+
+    async def publish_many(self, topic: str, items: list[tuple[str, bytes]]) -> None:
+        self.published.extend((topic, key, value) for key, value in items)
+
+
+class TestBatches:
+    async def test_a_batch_larger_than_the_classifiers_is_published_whole_in_order(
+        self, classifier: Classifier
+    ) -> None:
+        bus = PublishedBus()
+        handle = make_classify_handler(classifier, bus)  # type: ignore[arg-type]
+        count = 2 * BATCH_SIZE + 3
+        # Conversation "c-0" comes back within a batch and across batches.
+        inbound = [
+            contact(f"Pedido {n} sin llegar", conversation_key=f"c-{n % (BATCH_SIZE + 1)}")
+            for n in range(count)
+        ]
+        messages = [
+            Message(topic=topics.CONTACTS_INBOUND, key="k", value=encode_event(c), offset=n)
+            for n, c in enumerate(inbound)
+        ]
+        before = _total(metrics.CLASSIFY_LATENCY, "_count")
+        await handle(messages)
+        events = [decode_event(ClassifiedContact, value) for _, _, value in bus.published]
+        assert [e.contact.contact_id for e in events] == [c.contact_id for c in inbound]
+        assert {topic for topic, _, _ in bus.published} == {topics.CONTACTS_CLASSIFIED}
+        assert [key for _, key, _ in bus.published] == [str(c.conversation_id) for c in inbound]
+        assert [e.urgency.repeated_contact for e in events] == [
+            n > BATCH_SIZE for n in range(count)
+        ]
+        assert _total(metrics.CLASSIFY_LATENCY, "_count") == before + count
 
 
 class TestRecentConversations:

@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from omniroute.classifier import pii
 from omniroute.classifier.pii import PiiRedactor, dni_valid, iban_valid, nie_valid
 from omniroute.shared.pii import luhn_valid
 
@@ -163,3 +164,15 @@ class TestLatin1Path:
             unicode_path = redact(text + " €")  # the euro sign is not Latin-1
             assert unicode_path.text.endswith(" €")
             assert (latin1.text, latin1.kinds) == (unicode_path.text[:-2], unicode_path.kinds)
+
+    def test_number_runs_are_the_patterns_runs(self) -> None:
+        rng = random.Random(12)
+        alphabet = "0123456789 ().+/-abéZ\n€٣"
+        for _ in range(20_000):
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 25)))
+            expected = [match.span() for match in pii._NUMBER_RUN.finditer(text)]
+            if text.isascii() or all(ord(ch) < 256 for ch in text):
+                marked = text.encode("latin-1").translate(pii._RUN_MARKS)
+                assert [m.span() for m in pii._MARKED_RUN.finditer(marked)] == expected
+                assert pii._number_runs(text, latin1=True) == expected, repr(text)
+            assert pii._number_runs(text, latin1=False) == expected, repr(text)

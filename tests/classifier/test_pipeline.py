@@ -8,6 +8,7 @@ import pytest
 
 from omniroute.classifier.pipeline import Classifier
 from omniroute.shared.events import Channel, PriorityLevel, Sentiment, TranscriptTurn, Visibility
+from omniroute.shared.transport.base import encode_event
 from tests.classifier.conftest import WEDNESDAY_10_MADRID, contact
 
 
@@ -171,3 +172,42 @@ class TestAbstentionThreshold:
         assert abstention_threshold(settings, self._Model(None)) == settings.threshold
         explicit = ClassifierSettings(threshold=0.2)
         assert abstention_threshold(explicit, self._Model(0.5)) == 0.2
+
+
+class TestClassifyMany:
+    def test_each_contact_comes_out_as_classify_gives_it_alone(
+        self, classifier: Classifier
+    ) -> None:
+        texts = [
+            "Hola, mi pedido no ha llegado y el seguimiento no se mueve",
+            "You charged me twice!! Card 4111 1111 1111 1111, call +44 20 7946 0958",
+            "¡Sois unos INÚTILES, os voy a denunciar! 😡",
+            "Thanks a lot, great service!",
+            "asdf qwerty zxcv zqxv81",
+            "",
+            "Quiero darme de baja y cancelar mi suscripción hoy mismo",
+            "Win a FREE prize now at http://bit.ly/x enter your pin",
+            "Bonjour, ma commande n'est pas arrivée, merci",
+        ]
+        now = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+        inbound = [
+            contact(
+                text,
+                channel=list(Channel)[n % len(Channel)],
+                visibility=Visibility.PUBLIC if n % 3 == 0 else Visibility.PRIVATE,
+                tier="vip" if n % 4 == 0 else None,
+            )
+            for n, text in enumerate(texts)
+        ]
+        repeated = [n % 2 == 1 for n in range(len(inbound))]
+        together = classifier.classify_many(inbound, now=now, repeated=repeated)
+        alone = [
+            classifier.classify(c, now=now, repeated_contact=r)
+            for c, r in zip(inbound, repeated, strict=True)
+        ]
+        assert [encode_event(c) for c in together] == [encode_event(c) for c in alone]
+        assert [c.urgency.repeated_contact for c in together] == repeated
+
+    def test_one_repeated_flag_per_contact(self, classifier: Classifier) -> None:
+        with pytest.raises(ValueError, match="one repeated flag per contact"):
+            classifier.classify_many([contact("hola")], repeated=[True, False])

@@ -5,7 +5,18 @@ from __future__ import annotations
 import random
 import unicodedata
 
-from omniroute.classifier.text import PhraseIndex, PhraseMatcher, Tokens, fold, fold_words, words
+import ahocorasick
+
+from omniroute.classifier.text import (
+    LEXICON,
+    PhraseIndex,
+    PhraseMatcher,
+    SharedLexicon,
+    Tokens,
+    fold,
+    fold_words,
+    words,
+)
 
 _WORDS = ["no", "ha", "llegado", "cobro", "cobrado", "de", "the", "order", "not", "arrived"]
 
@@ -23,7 +34,55 @@ def _random_phrases(rng: random.Random) -> dict[str, list[str]]:
     return phrases
 
 
+def _counted_from_hits(matcher: PhraseMatcher, text: str) -> dict[str, int]:
+    """The counting rules applied to the hits of an automaton of the matcher's keys alone, as
+    PhraseMatcher counted before the index counted during its walk."""
+    automaton = ahocorasick.Automaton()
+    for key, found in matcher.keys.items():
+        automaton.add_word(key, found)
+    found: dict[str, int] = {}
+    if not matcher.keys:
+        return found
+    automaton.make_automaton()
+    phrase_at: dict[int, tuple[tuple[bool, int], str]] = {}
+    single_at: dict[int, tuple[str, ...]] = {}
+    for end, (length, rank, labels) in automaton.iter(Tokens.of(text).spaced()):
+        start = end - length
+        if rank is None:
+            single_at[start] = (*single_at.get(start, ()), *labels)
+        elif start not in phrase_at or rank < phrase_at[start][0]:
+            phrase_at[start] = (rank, labels[0])
+    for _, label in phrase_at.values():
+        found[label] = found.get(label, 0) + 1
+    for start, labels in single_at.items():
+        if start not in phrase_at:
+            for label in dict.fromkeys(labels):
+                found[label] = found.get(label, 0) + 1
+    return found
+
+
 class TestPhraseIndex:
+    def test_counts_follow_the_rules_over_each_matchers_own_hits(self) -> None:
+        rng = random.Random(5)
+        for _ in range(500):
+            matchers = [PhraseMatcher(_random_phrases(rng)) for _ in range(3)]
+            index = PhraseIndex(matchers)
+            text = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(0, 40)))
+            shared = Tokens.of(text)
+            shared.share_phrases(index)
+            for matcher in matchers:
+                expected = list(_counted_from_hits(matcher, text).items())
+                # Same counts, in the same order (callers break ties by it).
+                assert list(matcher.counts(shared).items()) == expected
+                assert list(matcher.counts(Tokens.of(text)).items()) == expected
+
+    def test_counts_are_fresh_for_each_caller(self) -> None:
+        matcher = PhraseMatcher({"x": ["order"]})
+        tokens = Tokens.of("my order")
+        tokens.share_phrases(PhraseIndex([matcher]))
+        matcher.counts(tokens)["x"] += 5
+        assert matcher.counts(tokens) == {"x": 1}
+
     def test_counts_match_each_matcher_alone(self) -> None:
         rng = random.Random(3)
         for _ in range(300):
@@ -100,3 +159,29 @@ class TestFoldWords:
             "l'ete",
             "12",
         ]
+
+
+class TestSharedLexicon:
+    def test_each_column_reads_its_own_values_by_the_shared_ids(self) -> None:
+        lexicon = SharedLexicon()
+        kinds = lexicon.column({"bad": 2, "good": 1}, 0)
+        languages = lexicon.column({"the": ("en",), "bad": ("en",)}, ())
+        # A word of the second column is new to the first: it reads the default there.
+        assert [kinds.values[lexicon.ids[w]] for w in ("bad", "good", "the")] == [2, 1, 0]
+        assert [languages.values[lexicon.ids[w]] for w in ("bad", "good", "the")] == [
+            ("en",),
+            (),
+            ("en",),
+        ]
+
+    def test_tokens_find_the_words_of_a_column_added_after_they_were_read(self) -> None:
+        # The process's lexicon: words no signal reads, so the other tests see no change.
+        first = LEXICON.column({"zzyzx": 7}, 0)
+        tokens = Tokens.of("zzyzx quux-quux zzyzx")
+        positions, ids = tokens.lexicon()
+        assert [tokens.words[p] for p in positions] == ["zzyzx", "zzyzx"]
+        second = LEXICON.column({"quux": 3}, 0)
+        positions, ids = tokens.lexicon()
+        assert [tokens.words[p] for p in positions] == ["zzyzx", "quux", "quux", "zzyzx"]
+        assert [first.values[i] for i in ids] == [7, 0, 0, 7]
+        assert [second.values[i] for i in ids] == [0, 3, 3, 0]
