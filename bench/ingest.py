@@ -538,6 +538,7 @@ async def _publish_seconds(url: str) -> float:
 # up to the offer visible in a long-poll, is the poll's).
 STAGE_HISTOGRAMS = {
     "gateway ingest": ("gateway", "omniroute_ingest_seconds"),
+    "on the bus to a classifier": ("classifier", "omniroute_pipeline_lag_seconds"),
     "classify": ("classifier", "omniroute_classify_seconds"),
     "on the bus to the router": ("router", "omniroute_pipeline_lag_seconds"),
     "router store": ("router", "omniroute_route_seconds"),

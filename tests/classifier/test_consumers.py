@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from omniroute.classifier.consumers import RecentConversations, make_classify_handler
 from omniroute.classifier.pipeline import BATCH_SIZE, Classifier
 from omniroute.shared import metrics, topics
-from omniroute.shared.events import Channel, ClassifiedContact
+from omniroute.shared.events import Channel, ClassifiedContact, utcnow
 from omniroute.shared.transport.base import BusUnavailable, Message, decode_event, encode_event
 from omniroute.shared.transport.inprocess import InProcessBus
 from tests.classifier.conftest import contact
@@ -61,6 +63,25 @@ class TestHandler:
         assert "4111" not in message.value.decode()
         after = (_total(metrics.CONTACTS_CLASSIFIED), _total(metrics.CLASSIFY_LATENCY, "_count"))
         assert after == (before[0] + 1, before[1] + 1)
+
+    async def test_the_wait_since_receipt_is_measured(
+        self, wired: tuple[InProcessBus, Collector]
+    ) -> None:
+        bus, _ = wired
+        inbound = contact("¿Dónde está mi pedido?")
+        # Received by the gateway half a minute before the classifier took it up.
+        inbound = inbound.model_copy(update={"received_at": utcnow() - timedelta(seconds=30)})
+        labels = {"hop": "classifier"}
+        count = REGISTRY.get_sample_value("omniroute_pipeline_lag_seconds_count", labels) or 0
+        total = REGISTRY.get_sample_value("omniroute_pipeline_lag_seconds_sum", labels) or 0
+        await bus.publish(
+            topics.CONTACTS_INBOUND, str(inbound.conversation_id), encode_event(inbound)
+        )
+        after_count = REGISTRY.get_sample_value("omniroute_pipeline_lag_seconds_count", labels)
+        after_total = REGISTRY.get_sample_value("omniroute_pipeline_lag_seconds_sum", labels)
+        assert after_count == count + 1
+        assert after_total is not None
+        assert 30 <= after_total - total < 90
 
     async def test_second_contact_on_a_conversation_is_repeated(
         self, wired: tuple[InProcessBus, Collector]
