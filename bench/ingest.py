@@ -546,12 +546,14 @@ STAGE_HISTOGRAMS = {
 }
 
 
-async def _stage_latencies(ready_urls: dict[str, str]) -> dict[str, tuple[str, str]]:
-    """p50 and p99 of each stage's histogram, summed over its processes, as bucket bounds."""
+async def _stage_latencies(ready_urls: dict[str, str]) -> dict[str, tuple[str, str, str]]:
+    """Mean, p50 and p99 of each stage's histogram, summed over its processes (the quantiles
+    as bucket bounds)."""
     import httpx
     from prometheus_client.parser import text_string_to_metric_families
 
     buckets: dict[str, collections.Counter[float]] = collections.defaultdict(collections.Counter)
+    sums: collections.Counter[str] = collections.Counter()
     async with httpx.AsyncClient(timeout=10) as client:
         for process, url in ready_urls.items():
             text = (await client.get(url.replace("/readyz", "/metrics"))).text
@@ -562,10 +564,15 @@ async def _stage_latencies(ready_urls: dict[str, str]) -> dict[str, tuple[str, s
                     for sample in family.samples:
                         if sample.name.endswith("_bucket"):
                             buckets[stage][float(sample.labels["le"])] += sample.value
-    return {
-        stage: (_bucket_quantile(buckets[stage], 0.5), _bucket_quantile(buckets[stage], 0.99))
-        for stage in STAGE_HISTOGRAMS
-    }
+                        elif sample.name.endswith("_sum"):
+                            sums[stage] += sample.value
+    results = {}
+    for stage in STAGE_HISTOGRAMS:
+        count = buckets[stage][math.inf]
+        mean = _ms(sums[stage] / count) if count else "n/a"
+        p50, p99 = (_bucket_quantile(buckets[stage], q) for q in (0.5, 0.99))
+        results[stage] = (mean, p50, p99)
+    return results
 
 
 def _bucket_quantile(cumulative: collections.Counter[float], q: float) -> str:
@@ -839,7 +846,9 @@ def end_to_end(
     )
     print(
         "  stages, from their Prometheus histograms (warm-up included; bucket bounds): "
-        + "; ".join(f"{name} p50 {p50} p99 {p99}" for name, (p50, p99) in stages.items())
+        + "; ".join(
+            f"{name} mean {mean} p50 {p50} p99 {p99}" for name, (mean, p50, p99) in stages.items()
+        )
     )
     cpu["client"] = result["client_cpu"] / wall
     print(
