@@ -543,6 +543,7 @@ STAGE_HISTOGRAMS = {
     "on the bus to the router": ("router", "omniroute_pipeline_lag_seconds"),
     "router store": ("router", "omniroute_route_seconds"),
     "receipt to offer": ("router", "omniroute_time_to_offer_seconds"),
+    "router's event-loop lag": ("router", "omniroute_event_loop_lag_seconds"),
 }
 
 

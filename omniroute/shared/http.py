@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from omniroute.shared import metrics
 from omniroute.shared.errors import PROBLEM_JSON, install_error_handlers
+
+# How often the event loop's lag is sampled: a timer this far apart costs nothing measurable.
+LOOP_LAG_INTERVAL_SECONDS = 0.25
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
@@ -161,6 +167,37 @@ def add_routes(app: FastAPI, router: APIRouter) -> None:
     app.router.routes.extend(router.routes)
 
 
+async def watch_loop_lag(interval: float = LOOP_LAG_INTERVAL_SECONDS) -> None:
+    """Observe how late each timer fires (omniroute_event_loop_lag_seconds): when a service's
+    loop is saturated (the router at its limit, a handler blocking), the lag shows it before
+    latencies do, and it says which process to scale."""
+    loop = asyncio.get_running_loop()
+    while True:
+        started = loop.time()
+        await asyncio.sleep(interval)
+        metrics.EVENT_LOOP_LAG.observe(max(0.0, loop.time() - started - interval))
+
+
+def _watching_the_loop(lifespan: Any) -> Callable[[FastAPI], Any]:
+    """The app's lifespan, with the loop-lag watcher running beside it."""
+
+    @contextlib.asynccontextmanager
+    async def watched(app: FastAPI) -> AsyncIterator[Any]:
+        watcher = asyncio.create_task(watch_loop_lag(), name="loop-lag")
+        try:
+            if lifespan is None:
+                yield None
+            else:
+                async with lifespan(app) as state:
+                    yield state
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    return watched
+
+
 def create_app(
     title: str,
     *,
@@ -176,7 +213,7 @@ def create_app(
     app = FastAPI(
         title=title,
         version=__version__,
-        lifespan=lifespan,
+        lifespan=_watching_the_loop(lifespan),
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)

@@ -52,6 +52,11 @@ PIPELINE_LAG = Histogram(
     ["hop"],
     buckets=LATENCY_BUCKETS,
 )
+EVENT_LOOP_LAG = Histogram(
+    "omniroute_event_loop_lag_seconds",
+    "How late the event loop woke a timer: time other work held the loop (a saturated service)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 TIME_TO_OFFER = Histogram(
     "omniroute_time_to_offer_seconds",
     "From receipt at the gateway to the first offer",
