@@ -10,6 +10,7 @@ later) when the bus cannot take it, 552 when the message exceeds OMNIROUTE_MAX_E
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -65,6 +66,7 @@ class IngressHandler:
 
 
 def smtp_factory(publisher: ContactPublisher, max_bytes: int, **options: Any) -> SMTP:
+    """aiosmtpd's server; `tls_context` offers STARTTLS, `require_starttls` insists on it."""
     return SMTP(
         IngressHandler(publisher),
         data_size_limit=max_bytes,
@@ -77,15 +79,38 @@ def smtp_factory(publisher: ContactPublisher, max_bytes: int, **options: Any) ->
 
 @asynccontextmanager
 async def smtp_listener(
-    publisher: ContactPublisher, *, host: str, port: int, max_bytes: int
+    publisher: ContactPublisher,
+    *,
+    host: str,
+    port: int,
+    max_bytes: int,
+    tls_context: ssl.SSLContext | None = None,
+    require_starttls: bool = False,
 ) -> AsyncIterator[asyncio.Server]:
-    """Listen for SMTP on host:port for as long as the context is open (port 0: any free)."""
+    """Listen for SMTP on host:port for as long as the context is open (port 0: any free).
+
+    With a TLS context, STARTTLS is offered (mail servers use it when offered); with
+    `require_starttls`, a sender must start TLS before MAIL (530 otherwise).
+    """
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: smtp_factory(publisher, max_bytes, loop=loop), host=host, port=port
+        lambda: smtp_factory(
+            publisher,
+            max_bytes,
+            loop=loop,
+            tls_context=tls_context,
+            require_starttls=require_starttls,
+        ),
+        host=host,
+        port=port,
     )
     bound = server.sockets[0].getsockname()[1] if server.sockets else port
-    log.info("gateway.smtp.listening", host=host, port=bound)
+    log.info(
+        "gateway.smtp.listening",
+        host=host,
+        port=bound,
+        starttls="required" if require_starttls else "offered" if tls_context else "off",
+    )
     try:
         yield server
     finally:

@@ -6,6 +6,7 @@ shutdown; nothing connects at import time. The stage code is the same under ever
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -66,8 +67,20 @@ async def _smtp(
             host=settings.gateway.smtp_host,
             port=port,
             max_bytes=settings.gateway.max_email_bytes,
+            tls_context=_smtp_tls(settings),
+            require_starttls=settings.gateway.smtp_require_starttls,
         )
     )
+
+
+def _smtp_tls(settings: Settings) -> ssl.SSLContext | None:
+    """The SMTP listener's server-side TLS context, when a certificate is configured."""
+    gateway = settings.gateway
+    if gateway.smtp_tls_certfile is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(gateway.smtp_tls_certfile, gateway.smtp_tls_keyfile)
+    return context
 
 
 def _key_store(settings: Settings, database: _Database) -> KeyStore:

@@ -122,9 +122,24 @@ class GatewaySettings(BaseSettings):
     max_email_bytes: int = Field(default=25 * 1024 * 1024, gt=0)  # raw e-mail paths and SMTP
     smtp_port: int | None = None  # the SMTP listener's port; None: no listener
     smtp_host: str = "127.0.0.1"
+    # STARTTLS on the SMTP listener: the certificate chain (with its key, or keyfile) that
+    # senders see; with require, nothing but EHLO, STARTTLS and QUIT before TLS.
+    smtp_tls_certfile: Path | None = None
+    smtp_tls_keyfile: Path | None = None
+    smtp_require_starttls: bool = False
     x_consumer_secret: SecretStr | None = None
     twilio_auth_token: SecretStr | None = None
     mailgun_signing_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _smtp_tls_complete(self) -> GatewaySettings:
+        if self.smtp_tls_keyfile and not self.smtp_tls_certfile:
+            raise ValueError("OMNIROUTE_SMTP_TLS_KEYFILE needs OMNIROUTE_SMTP_TLS_CERTFILE")
+        if self.smtp_require_starttls and not self.smtp_tls_certfile:
+            raise ValueError(
+                "OMNIROUTE_SMTP_REQUIRE_STARTTLS needs a certificate: OMNIROUTE_SMTP_TLS_CERTFILE"
+            )
+        return self
 
 
 class RouterSettings(BaseSettings):
