@@ -6,8 +6,10 @@ one customer; every webhook posted three times leaves one contact per message.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.parse
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -139,3 +141,43 @@ class TestOneCustomerAcrossProviders:
         )
         assert found.status_code == 200, found.text
         assert len(found.json()) == 1
+
+
+class TestInstagramMention:
+    async def test_a_mention_becomes_a_public_conversation_with_an_early_deadline(
+        self, embedded: Embedded
+    ) -> None:
+        payload = {
+            "object": "instagram",
+            "entry": [
+                {
+                    "id": "IGBUSINESS",
+                    "time": 1700000000,
+                    "changes": [
+                        {"field": "mentions", "value": {"media_id": "M1", "comment_id": "C1"}}
+                    ],
+                }
+            ],
+        }
+        body = json.dumps(payload).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": meta_signature(META_SECRET, body),
+        }
+        [answer] = await post_three_times(embedded, "/v1/channels/meta", body, headers)
+        [receipt] = json.loads(answer)["contacts"]
+        async with asyncio.timeout(30):
+            while True:
+                detail = await embedded.client.get(
+                    f"/v1/conversations/{receipt['conversation_id']}", headers=embedded.admin
+                )
+                if detail.status_code == 200 and detail.json()["status"] != "new":
+                    break
+                await asyncio.sleep(0.05)
+        conversation = detail.json()
+        assert conversation["channel"] == "instagram"
+        assert conversation["visibility"] == "public"
+        assert conversation["message_count"] == 1
+        due = datetime.fromisoformat(conversation["first_response_due"])
+        received = datetime.fromisoformat(conversation["first_received_at"])
+        assert due - received <= timedelta(hours=1)  # public posts: answered within the hour

@@ -311,6 +311,39 @@ class TestInstagram:
         assert contact.external_id == "c1"
 
 
+class TestInstagramMentions:
+    def mention(self, value: dict) -> dict:
+        return {
+            "object": "instagram",
+            "entry": [
+                {"id": "IG", "time": 1700000000, "changes": [{"field": "mentions", "value": value}]}
+            ],
+        }
+
+    def test_a_comment_mention_is_public_work_naming_where_it_is(self) -> None:
+        [contact] = parse(self.mention({"media_id": "MEDIA9", "comment_id": "C77"}))
+        assert contact.channel is Channel.INSTAGRAM
+        assert contact.visibility is Visibility.PUBLIC
+        assert contact.metadata["event"] == "mention"
+        assert contact.metadata["media_id"] == "MEDIA9"
+        assert contact.metadata["comment_id"] == "C77"
+        assert "MEDIA9" in contact.text
+        assert "C77" in contact.text
+        assert contact.conversation_key == "mention:MEDIA9"
+
+    def test_a_caption_mention_and_the_same_mention_again(self) -> None:
+        [caption] = parse(self.mention({"media_id": "MEDIA9"}))
+        assert "caption" in caption.text
+        [again] = parse(self.mention({"media_id": "MEDIA9"}))
+        assert again.contact_id == caption.contact_id  # a retry creates nothing new
+        [comment] = parse(self.mention({"media_id": "MEDIA9", "comment_id": "C77"}))
+        assert comment.contact_id != caption.contact_id
+        assert comment.conversation_id == caption.conversation_id  # one post, one conversation
+
+    def test_a_mention_without_media_is_ignored(self) -> None:
+        assert parse(self.mention({"comment_id": "C77"})) == []
+
+
 class TestFacebookComments:
     def feed(self, author_id: str, verb: str = "add") -> dict:
         value = {

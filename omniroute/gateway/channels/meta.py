@@ -10,7 +10,9 @@ Standby (Messenger/Instagram handover protocol): while another app (a bot, anoth
 thread, the customer's messages reach us on the `standby` channel. They are still the customer's
 words, so they are normalised like any message (history for the agent who takes the thread
 over) but marked `metadata["standby"] = "true"`: the thread's owner answers them, and the router
-must not offer them as new work. Instagram story mentions and story replies are messages too.
+must not offer them as new work. Instagram story mentions and story replies are messages too;
+an @mention of our account in someone's comment or caption (the `mentions` field) is public
+work, though Meta's notification carries only the media and comment ids.
 """
 
 from __future__ import annotations
@@ -264,6 +266,8 @@ def _comment(
     """A public comment on one of our posts: public, so it must never go unanswered."""
     field = change.get("field")
     value = _dict(change.get("value"))
+    if channel is Channel.INSTAGRAM and field == "mentions":
+        return _mention(page_id, change, value, delivery, ignored)
     if channel is Channel.INSTAGRAM and field in ("comments", "live_comments"):
         comment_id = optional_str(value.get("id"))
         text = optional_str(value.get("text")) or ""
@@ -308,6 +312,52 @@ def _comment(
             handle=short("@" + handle) if handle else None,
             provider_ids={id_kind: short(author_id)},
         ),
+        text=text[:MAX_TEXT_CHARS],
+        visibility=Visibility.PUBLIC,
+        metadata=metadata,
+    )
+
+
+# What an agent sees for an @mention: Meta's notification names the media (and comment) but
+# carries neither the text nor its author, which only the Graph API gives (mentioned_comment /
+# mentioned_media, with the account's token). The mention is public, so it is work all the same.
+MENTION_TEXT = (
+    "Instagram @mention of our account in {where} (media {media_id}{comment}). The notification "
+    "carries no text: open it in Instagram to read and answer it."
+)
+
+
+def _mention(
+    page_id: str | None,
+    change: dict[str, Any],
+    value: dict[str, Any],
+    delivery: RawDelivery,
+    ignored: Counter[str],
+) -> InboundContact | None:
+    """Someone @mentioned our Instagram account in a comment or a caption: public work."""
+    media_id = optional_str(value.get("media_id"))
+    comment_id = optional_str(value.get("comment_id"))
+    if not media_id:
+        ignored["mention_without_media"] += 1
+        return None
+    metadata = {"event": "mention", "media_id": short(media_id)}
+    if comment_id:
+        metadata["comment_id"] = short(comment_id)
+    if page_id:
+        metadata["page_id"] = short(page_id)
+    text = MENTION_TEXT.format(
+        where="a comment" if comment_id else "a caption",
+        media_id=media_id,
+        comment=f", comment {comment_id}" if comment_id else "",
+    )
+    return InboundContact.build(
+        channel=Channel.INSTAGRAM,
+        external_id=bounded_identifier(f"mention:{comment_id or media_id}"),
+        # Mentions on one post are one conversation: the author is not known to group by.
+        conversation_key=bounded_identifier(f"mention:{media_id}"),
+        received_at=delivery.received_at,
+        occurred_at=from_epoch(change.get("time")),
+        customer=CustomerRef(),
         text=text[:MAX_TEXT_CHARS],
         visibility=Visibility.PUBLIC,
         metadata=metadata,
