@@ -19,7 +19,6 @@ from pydantic import (
     model_validator,
 )
 
-from omniroute.gateway.channels.base import e164
 from omniroute.shared.events import (
     MAX_METADATA_ITEMS,
     MAX_TEXT_CHARS,
@@ -27,6 +26,7 @@ from omniroute.shared.events import (
     InboundContact,
     Visibility,
 )
+from omniroute.shared.identity import normalise_phone
 
 _Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=512)]
 _Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=512)]
@@ -59,9 +59,12 @@ class CustomerIn(_Schema):
     def _e164(cls, value: str | None) -> str | None:
         if value is None or not value:
             return None
-        normalised = e164(value)
+        normalised = normalise_phone(value)
         if normalised is None:
-            raise ValueError("phone must be an international number, e.g. +34600111222")
+            raise ValueError(
+                "phone must be a phone number: international (+34600111222), or national in "
+                "the deployment's OMNIROUTE_DEFAULT_PHONE_REGION"
+            )
         return normalised
 
 

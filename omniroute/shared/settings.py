@@ -6,6 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+import phonenumbers
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -26,6 +27,19 @@ class AppSettings(BaseSettings):
     data_dir: Path = Path("var")
     log_level: str = "INFO"
     log_json: bool = False
+    # Where a phone number without a country code is read (ISO 3166 alpha-2); empty: such
+    # numbers are refused (the contacts API answers 422, channels keep them as provider ids).
+    default_phone_region: str | None = "ES"
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _known_region(cls, region: str | None) -> str | None:
+        if not region:
+            return None
+        region = region.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{region!r} is not a region phonenumbers knows (ISO 3166 alpha-2)")
+        return region
 
 
 class DatabaseSettings(BaseSettings):

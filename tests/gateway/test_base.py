@@ -9,7 +9,6 @@ from omniroute.gateway.channels.base import (
     AdapterRegistry,
     bounded_identifier,
     decode_json,
-    e164,
     from_epoch,
     parse_iso,
 )
@@ -48,20 +47,6 @@ class TestHelpers:
         assert bounded_identifier(long).startswith("sha256:")
         assert bounded_identifier(long) == bounded_identifier(long)
         assert bounded_identifier(" short ") == "short"
-
-    @pytest.mark.parametrize(
-        ("number", "international", "expected"),
-        [
-            ("+34 600 111 222", False, "+34600111222"),
-            ("972987654321", False, "+972987654321"),
-            ("4930123456", True, "+4930123456"),
-            ("4930123456", False, None),
-            ("600111222", False, None),
-            ("not a number", False, None),
-        ],
-    )
-    def test_e164(self, number: str, international: bool, expected: str | None) -> None:
-        assert e164(number, international=international) == expected
 
 
 class TestJson:

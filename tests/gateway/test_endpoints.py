@@ -50,6 +50,19 @@ class TestPostContact:
         assert published.customer.phone == "+34600111222"
         assert published.text == "I want my money back"
 
+    async def test_a_national_number_is_read_in_the_default_region(self, gateway: Gateway) -> None:
+        contact = {**CONTACT, "customer": {"name": "Ana", "phone": "600 111 222"}}
+        response = await gateway.client.post("/v1/contacts", json=contact, headers=gateway.auth())
+        assert response.status_code == 202, response.text
+        assert gateway.published[0].customer.phone == "+34600111222"
+
+    async def test_a_number_that_is_none_is_a_clear_422(self, gateway: Gateway) -> None:
+        contact = {**CONTACT, "customer": {"name": "Ana", "phone": "4930123456"}}
+        response = await gateway.client.post("/v1/contacts", json=contact, headers=gateway.auth())
+        assert_problem(response, 422)
+        assert "OMNIROUTE_DEFAULT_PHONE_REGION" in response.text
+        assert gateway.published == []
+
     async def test_conversation_key_groups_messages(self, gateway: Gateway) -> None:
         first = {**CONTACT, "external_id": "m1", "conversation_key": "thread-9"}
         second = {**CONTACT, "external_id": "m2", "conversation_key": "thread-9"}

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
-import phonenumbers
 from fastapi import Response
 from pydantic import BaseModel, ValidationError
 
@@ -245,26 +244,3 @@ def validation_errors(exc: ValidationError) -> list[dict[str, object]]:
         {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
         for err in exc.errors()[:50]
     ]
-
-
-def e164(number: str | None, *, international: bool = False) -> str | None:
-    """The number in E.164 when it is a plausible international number, else None.
-
-    Provider ids such as WhatsApp's wa_id are international numbers without the "+".
-    """
-    if not number:
-        return None
-    candidate = number.strip()
-    if (
-        not candidate.startswith("+")
-        and candidate.isdigit()
-        and (international or len(candidate) > 10)
-    ):
-        candidate = "+" + candidate
-    try:
-        parsed = phonenumbers.parse(candidate, None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

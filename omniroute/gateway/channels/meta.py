@@ -34,7 +34,6 @@ from omniroute.gateway.channels.base import (
     RawDelivery,
     bounded_identifier,
     canonical_json,
-    e164,
     from_epoch,
     load_json,
     optional_str,
@@ -51,6 +50,7 @@ from omniroute.shared.events import (
     InboundContact,
     Visibility,
 )
+from omniroute.shared.identity import normalise_phone
 from omniroute.shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -452,7 +452,7 @@ def _whatsapp_message(
         occurred_at=from_epoch(message.get("timestamp")),
         customer=CustomerRef(
             name=short(name) if name else None,
-            phone=e164(sender, international=True),
+            phone=normalise_phone(sender, international=True),
             provider_ids=provider_ids,
         ),
         text=text[:MAX_TEXT_CHARS],

@@ -28,7 +28,6 @@ from omniroute.gateway.channels.base import (
     RawDelivery,
     bounded_identifier,
     canonical_json,
-    e164,
     load_json,
     optional_str,
     parse_iso,
@@ -147,7 +146,7 @@ def _generic(transcript: CallTranscript, delivery: RawDelivery) -> InboundContac
     caller = transcript.caller if isinstance(transcript.caller, Caller) else None
     raw_number = transcript.caller_number or (caller.number if caller else transcript.caller)
     number = raw_number if isinstance(raw_number, str) else None
-    phone = e164(number)
+    phone = normalise_phone(number)
     provider_ids = {"call_id": short(transcript.call_id)}
     if number and not phone:
         provider_ids["caller"] = short(number)

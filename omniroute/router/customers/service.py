@@ -32,7 +32,7 @@ def identities_of(ref: CustomerRef, channel: str) -> list[tuple[str, str]]:
     if email := normalise_email(ref.email):
         found.append(("email", email))
     phones = [normalise_phone(ref.phone)] + [
-        normalise_phone("+" + value.strip().lstrip("+"))
+        normalise_phone(value, international=True)
         for kind, value in sorted(ref.provider_ids.items())
         if kind in PHONE_PROVIDER_IDS
     ]
