@@ -73,6 +73,10 @@ class BusSettings(BaseSettings):
     bus_partitions: int = 6
     bus_send_timeout_seconds: float = 10.0
     bus_handler_attempts: int = 5
+    # How long Kafka keeps the messages of the topics the services create (retention.ms).
+    # Contacts carry personal data: erasure deletes what the database holds, and the topics
+    # forget the rest after this. Topics that exist already keep their own setting.
+    bus_retention_hours: float = Field(default=168.0, gt=0)
     # How clients reach Kafka (aiokafka's names). SSL verifies the brokers against the system's
     # CAs, or bus_ssl_cafile; a client certificate (certfile, with keyfile unless it holds the
     # key) for brokers that ask for one. SASL_* logs in with the mechanism, user and password.

@@ -435,9 +435,19 @@ class KafkaBus:
             await asyncio.wait_for(admin.start(), self._send_timeout)
             cluster = await asyncio.wait_for(admin.describe_cluster(), self._send_timeout)
             replication = max(1, min(3, len(cluster.get("brokers", ()))))
+            retention_ms = int(self._settings.bus_retention_hours * 3_600_000)
+            configs = {"retention.ms": str(retention_ms)}
             response = await asyncio.wait_for(
                 admin.create_topics(
-                    [NewTopic(name, self._settings.bus_partitions, replication) for name in wanted]
+                    [
+                        NewTopic(
+                            name,
+                            self._settings.bus_partitions,
+                            replication,
+                            topic_configs=configs,
+                        )
+                        for name in wanted
+                    ]
                 ),
                 self._send_timeout,
             )

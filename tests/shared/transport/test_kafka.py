@@ -137,6 +137,34 @@ class TestRoundTrip:
                 await admin.close()
         assert [len(t["partitions"]) for t in described] == [5, 5]
 
+    async def test_topics_are_created_with_the_configured_retention(self, tansu, kafka_names):
+        from aiokafka.admin import AIOKafkaAdminClient
+        from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+        topic, group = kafka_names.topic(), kafka_names.group()
+        bus = make_bus(tansu, topic, settings={"bus_retention_hours": 36})
+        bus.subscribe(topic, group, Recorder())
+        async with running(bus):
+            admin = AIOKafkaAdminClient(bootstrap_servers=tansu.bootstrap)
+            await admin.start()
+            try:
+                [response] = await admin.describe_configs(
+                    [
+                        ConfigResource(ConfigResourceType.TOPIC, name)
+                        for name in (topic, dead_letter_topic(topic, group))
+                    ]
+                )
+            finally:
+                await admin.close()
+        retention = {
+            resource[3]: dict((entry[0], entry[1]) for entry in resource[4])["retention.ms"]
+            for resource in response.resources
+        }
+        assert retention == {
+            topic: str(36 * 3_600_000),
+            dead_letter_topic(topic, group): str(36 * 3_600_000),
+        }
+
     async def test_the_real_topics_on_a_fresh_broker(self, fresh_tansu):
         recorder = Recorder()
         bus = create_bus(settings_for(fresh_tansu))
