@@ -373,6 +373,43 @@ class TestFacebookComments:
     def test_removed_comment_is_ignored(self) -> None:
         assert parse(self.feed("USER", verb="remove")) == []
 
+    def visitor_post(self, author_id: str, item: str = "status", verb: str = "add") -> dict:
+        value = {
+            "item": item,
+            "verb": verb,
+            "post_id": "PAGE_post9",
+            "message": "Tres semanas esperando el reembolso. ¿Alguien me contesta?",
+            "from": {"id": author_id, "name": "Luis"},
+            "created_time": 1700000000,
+            "published": 1,
+        }
+        return {
+            "object": "page",
+            "entry": [{"id": "PAGE", "changes": [{"field": "feed", "value": value}]}],
+        }
+
+    @pytest.mark.parametrize("item", ["status", "post", "photo"])
+    def test_a_visitor_post_on_our_page_is_public_work(self, item: str) -> None:
+        [contact] = parse(self.visitor_post("USER", item))
+        assert contact.channel is Channel.MESSENGER
+        assert contact.visibility is Visibility.PUBLIC
+        assert contact.metadata["event"] == "post"
+        assert contact.external_id == "PAGE_post9"
+        assert contact.text.startswith("Tres semanas")
+        assert contact.customer.provider_ids == {"facebook_id": "USER"}
+
+    def test_a_comment_on_that_post_by_its_author_joins_it(self) -> None:
+        [post] = parse(self.visitor_post("USER"))
+        comment = self.feed("USER")
+        comment["entry"][0]["changes"][0]["value"]["post_id"] = "PAGE_post9"
+        [reply] = parse(comment)
+        assert reply.conversation_id == post.conversation_id
+
+    def test_our_own_posts_likes_and_removals_are_not_work(self) -> None:
+        assert parse(self.visitor_post("PAGE")) == []
+        assert parse(self.visitor_post("USER", verb="remove")) == []
+        assert parse(self.visitor_post("USER", item="like")) == []
+
 
 class TestMalformed:
     def test_unknown_object_is_unprocessable(self) -> None:

@@ -263,7 +263,8 @@ def _comment(
     delivery: RawDelivery,
     ignored: Counter[str],
 ) -> InboundContact | None:
-    """A public comment on one of our posts: public, so it must never go unanswered."""
+    """A public comment on one of our posts, or a visitor's post on our Page: public, so it
+    must never go unanswered."""
     field = change.get("field")
     value = _dict(change.get("value"))
     if channel is Channel.INSTAGRAM and field == "mentions":
@@ -285,6 +286,17 @@ def _comment(
         post_id = optional_str(value.get("post_id"))
         handle = None
         name = optional_str(author.get("name"))
+    elif channel is Channel.MESSENGER and field == "feed" and value.get("item") in VISITOR_POSTS:
+        # A visitor's post on our Page's wall: public, addressed to us, like a comment.
+        if value.get("verb") != "add":
+            ignored["post_" + str(value.get("verb"))[:20]] += 1
+            return None
+        comment_id = optional_str(value.get("post_id"))
+        text = optional_str(value.get("message")) or ""
+        author = _dict(value.get("from"))
+        post_id = comment_id
+        handle = None
+        name = optional_str(author.get("name"))
     else:
         ignored[f"change_{str(field)[:40]}"] += 1
         return None
@@ -293,7 +305,7 @@ def _comment(
         ignored["comment_not_from_customer"] += 1
         return None
     id_kind = "instagram_id" if channel is Channel.INSTAGRAM else "facebook_id"
-    metadata = {"event": "comment"}
+    metadata = {"event": "post" if value.get("item") in VISITOR_POSTS else "comment"}
     parent = optional_str(value.get("parent_id"))
     if parent and parent != post_id:
         metadata["reply_to"] = short(parent)
@@ -317,6 +329,9 @@ def _comment(
         metadata=metadata,
     )
 
+
+# Page feed items that are a visitor's own post on our Page (not a comment, like or share).
+VISITOR_POSTS = frozenset({"status", "post", "photo", "video"})
 
 # What an agent sees for an @mention: Meta's notification names the media (and comment) but
 # carries neither the text nor its author, which only the Graph API gives (mentioned_comment /
