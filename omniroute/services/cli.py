@@ -167,6 +167,42 @@ def show_admin_key() -> None:
     typer.echo(admin_key(load_settings()))
 
 
+webhooks_app = typer.Typer(help="Outbound webhooks.", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@webhooks_app.command("new-key")
+def new_secrets_key() -> None:
+    """Print a new key for OMNIROUTE_SECRETS_KEY (put it first; keep the old ones after it)."""
+    from omniroute.router.webhooks.sealing import new_key
+
+    typer.echo(new_key())
+
+
+@webhooks_app.command("seal-secrets")
+def seal_secrets_command() -> None:
+    """Seal every webhook signing secret with the newest OMNIROUTE_SECRETS_KEY key (secrets
+    stored before a key was set, or sealed with an older key)."""
+    from omniroute.router.webhooks.sealing import SecretSealer
+    from omniroute.router.webhooks.service import seal_secrets
+    from omniroute.shared import db
+
+    settings = load_settings()
+    sealer = SecretSealer(settings.router.secrets_key)
+    if not sealer.sealing:
+        raise typer.BadParameter("set OMNIROUTE_SECRETS_KEY first (`omniroute webhooks new-key`)")
+
+    async def seal() -> int:
+        engine = db.create_engine(settings.database)
+        try:
+            async with db.transaction(db.create_session_factory(engine)) as session:
+                return await seal_secrets(session, sealer)
+        finally:
+            await engine.dispose()
+
+    typer.echo(f"sealed {asyncio.run(seal())} webhook secret(s) with the newest key")
+
+
 def main() -> None:
     app()
 

@@ -189,6 +189,28 @@ class RouterSettings(BaseSettings):
     # Deliveries connect to public internet addresses only unless this is on (a receiver on a
     # laptop or inside the deployment's network); see omniroute/router/webhooks/egress.py.
     webhook_allow_private_networks: bool = False
+    # Fernet keys sealing webhook signing secrets in the database, comma-separated, newest
+    # first (older ones still open what they sealed; `omniroute webhooks seal-secrets` moves
+    # every secret to the newest). Unset: secrets are stored as issued.
+    secrets_key: SecretStr | None = None
+
+    @field_validator("secrets_key")
+    @classmethod
+    def _fernet_keys(cls, keys: SecretStr | None) -> SecretStr | None:
+        if keys is None or not keys.get_secret_value().strip():
+            return None
+        from cryptography.fernet import Fernet
+
+        for key in keys.get_secret_value().split(","):
+            try:
+                Fernet(key.strip())
+            except ValueError:
+                raise ValueError(
+                    "OMNIROUTE_SECRETS_KEY holds a key that is not a Fernet key (32 url-safe "
+                    "base64-encoded bytes; make one with `omniroute webhooks new-key`)"
+                ) from None
+        return keys
+
     # A claimed delivery whose worker died is taken over after this long (> the timeout).
     webhook_claim_seconds: float = Field(default=120.0, gt=0)
     # Event-log ids re-read behind each endpoint's cursor: a safety net for ids committed out
@@ -257,6 +279,7 @@ class Settings:
             ("OMNIROUTE_TWILIO_AUTH_TOKEN", self.gateway.twilio_auth_token),
             ("OMNIROUTE_MAILGUN_SIGNING_KEY", self.gateway.mailgun_signing_key),
             ("OMNIROUTE_BUS_SASL_PASSWORD", self.bus.bus_sasl_password),
+            ("OMNIROUTE_SECRETS_KEY", self.router.secrets_key),
         ):
             if secret is None:
                 continue

@@ -274,8 +274,12 @@ def container_env(container: dict[str, Any]) -> dict[str, str]:
         ref = item["valueFrom"]["secretKeyRef"]
         assert ref["name"] == secret_template()["metadata"]["name"]
         assert ref["key"] in secret_keys, f"{ref['key']} is not in {SECRET_TEMPLATE.name}"
-        env[item["name"]] = "a-real-secret-value"
+        env[item["name"]] = REAL_SECRET_VALUES.get(item["name"], "a-real-secret-value")
     return env
+
+
+# Secrets with a format of their own, as a real Secret would hold them.
+REAL_SECRET_VALUES = {"OMNIROUTE_SECRETS_KEY": "Y2CMcu4-DxOxNq3pmRQVK2Fz2r2f4XgR8r5yOt0nHvM="}
 
 
 def dockerfile_env() -> dict[str, str]:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from omniroute.router.dependencies import Admin, RuntimeDep, Supervisor
 from omniroute.router.webhooks import service
 from omniroute.router.webhooks.egress import private_host
-from omniroute.router.webhooks.models import DeliveryStatus
+from omniroute.router.webhooks.models import DeliveryStatus, WebhookEndpoint
 from omniroute.router.webhooks.schemas import (
     AttemptRead,
     DeliveriesPage,
@@ -20,6 +20,7 @@ from omniroute.router.webhooks.schemas import (
     WebhookEndpointRead,
     WebhookEndpointUpdate,
 )
+from omniroute.router.webhooks.sealing import SecretSealer
 from omniroute.router.webhooks.worker import kick
 from omniroute.shared.errors import Unprocessable
 from omniroute.shared.settings import RouterSettings
@@ -48,13 +49,14 @@ async def create_endpoint(
 ) -> WebhookEndpointCreated:
     _refuse_private(runtime.settings, str(body.url))
     async with runtime.uow() as uow:
-        endpoint = await service.create_endpoint(
+        endpoint, secret = await service.create_endpoint(
             uow.session,
             url=str(body.url),
             event_types=[t.value for t in body.event_types] if body.event_types else None,
             description=body.description,
+            sealer=SecretSealer(runtime.settings.secrets_key),
         )
-    return WebhookEndpointCreated.model_validate(endpoint)
+    return _with_secret(endpoint, secret)
 
 
 @router.get("", summary="List webhook endpoints")
@@ -131,8 +133,16 @@ async def rotate_secret(
 ) -> WebhookEndpointCreated:
     async with runtime.uow() as uow:
         endpoint = await service.get_endpoint(uow.session, endpoint_id)
-        await service.rotate_secret(uow.session, endpoint)
-    return WebhookEndpointCreated.model_validate(endpoint)
+        secret = await service.rotate_secret(
+            uow.session, endpoint, SecretSealer(runtime.settings.secrets_key)
+        )
+    return _with_secret(endpoint, secret)
+
+
+def _with_secret(endpoint: WebhookEndpoint, secret: str) -> WebhookEndpointCreated:
+    """The endpoint as read, with the secret shown this once (the stored one may be sealed)."""
+    read = WebhookEndpointRead.model_validate(endpoint)
+    return WebhookEndpointCreated(**read.model_dump(), secret=secret)
 
 
 @router.delete(

@@ -35,9 +35,9 @@ class DeliveryStatus(StrEnum):
 class WebhookEndpoint(Base):
     """Where an integration wants routing events.
 
-    The signing secret is stored as issued: it must be recoverable to sign every request (a hash
-    would not do), and without a key-management service an encryption key would sit in the same
-    configuration as the database credentials. It is shown once, at creation, and never logged.
+    The signing secret must be recoverable to sign every request (a hash would not do). With
+    OMNIROUTE_SECRETS_KEY it is stored sealed (sealing.py), otherwise as issued. It is shown
+    once, at creation or rotation, and never logged.
     """
 
     __tablename__ = "webhook_endpoints"
@@ -47,7 +47,7 @@ class WebhookEndpoint(Base):
     description: Mapped[str | None] = mapped_column(String(500))
     # None: every event type.
     event_types: Mapped[list[str] | None] = mapped_column(JSON)
-    secret: Mapped[str] = mapped_column(String(128))
+    secret: Mapped[str] = mapped_column(String(512))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     # Event-log ids (conversation_events.id): events at or below `floor` predate the endpoint
     # (or its last re-enabling); every event up to `cursor` has been fanned out to it.

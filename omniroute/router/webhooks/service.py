@@ -39,6 +39,7 @@ from omniroute.router.webhooks.models import (
     WebhookEndpoint,
 )
 from omniroute.router.webhooks.schemas import WebhookPayload
+from omniroute.router.webhooks.sealing import SecretSealer
 from omniroute.router.webhooks.signing import generate_secret
 from omniroute.shared.errors import Conflict, NotFound
 from omniroute.shared.events import utcnow
@@ -61,20 +62,23 @@ async def create_endpoint(
     url: str,
     event_types: list[str] | None = None,
     description: str | None = None,
-) -> WebhookEndpoint:
+    sealer: SecretSealer | None = None,
+) -> tuple[WebhookEndpoint, str]:
+    """The new endpoint and its signing secret (stored sealed when a key is configured)."""
     head = await _log_head(session)
+    secret = generate_secret()
     endpoint = WebhookEndpoint(
         url=url,
         event_types=event_types,
         description=description,
-        secret=generate_secret(),
+        secret=sealer.seal(secret) if sealer else secret,
         enabled=True,
         floor=head,
         cursor=head,
     )
     session.add(endpoint)
     await session.flush()
-    return endpoint
+    return endpoint, secret
 
 
 async def list_endpoints(session: AsyncSession) -> list[WebhookEndpoint]:
@@ -112,12 +116,28 @@ async def update_endpoint(
     return endpoint
 
 
-async def rotate_secret(session: AsyncSession, endpoint: WebhookEndpoint) -> WebhookEndpoint:
-    """A new signing secret; requests from now on (retries included) are signed with it."""
-    endpoint.secret = generate_secret()
+async def rotate_secret(
+    session: AsyncSession, endpoint: WebhookEndpoint, sealer: SecretSealer | None = None
+) -> str:
+    """A new signing secret, returned; requests from now on (retries included) are signed
+    with it."""
+    secret = generate_secret()
+    endpoint.secret = sealer.seal(secret) if sealer else secret
     endpoint.updated_at = utcnow()
     await session.flush()
-    return endpoint
+    return secret
+
+
+async def seal_secrets(session: AsyncSession, sealer: SecretSealer) -> int:
+    """Store every endpoint's secret sealed with the newest key; how many changed."""
+    changed = 0
+    for endpoint in (await session.scalars(select(WebhookEndpoint))).all():
+        resealed = sealer.reseal(endpoint.secret)
+        if resealed is not None:
+            endpoint.secret = resealed
+            changed += 1
+    await session.flush()
+    return changed
 
 
 async def delete_endpoint(session: AsyncSession, endpoint: WebhookEndpoint) -> None:
@@ -346,7 +366,7 @@ class ClaimedDelivery:
     id: uuid.UUID
     message_id: str
     url: str
-    secret: str
+    secret: str  # as stored: sealed when a key is configured (the worker opens it)
     body: bytes
     attempt_number: int
     failures: int

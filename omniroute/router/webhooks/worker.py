@@ -24,6 +24,7 @@ from omniroute.router.runtime import RouterRuntime, follower_coalesce, next_tick
 from omniroute.router.webhooks import service
 from omniroute.router.webhooks.egress import PublicOnlyTransport
 from omniroute.router.webhooks.models import DeliveryStatus
+from omniroute.router.webhooks.sealing import SealedSecretUnavailable, SecretSealer
 from omniroute.router.webhooks.signing import signature_headers
 from omniroute.shared import topics
 from omniroute.shared.db import transaction
@@ -71,6 +72,7 @@ class WebhookWorker:
         self._kick = asyncio.Event()
         self._stopping = False
         self._horizon = service.LogHorizon(settings.webhook_horizon_max_wait_seconds)
+        self._sealer = SecretSealer(settings.secrets_key)
 
     async def start(self) -> None:
         timeout = self.settings.webhook_timeout_seconds
@@ -234,11 +236,16 @@ class WebhookWorker:
     async def _send(self, delivery: service.ClaimedDelivery) -> service.AttemptOutcome:
         assert self._client is not None, "start() the worker first"
         timestamp = int(time.time())
+        attempted_at = utcnow()
+        try:
+            secret = self._sealer.unseal(delivery.secret)
+        except SealedSecretUnavailable as exc:
+            # Not sent unsigned: recorded as a failed attempt, retried once the key is back.
+            return service.AttemptOutcome(attempted_at, 0.0, None, str(exc))
         headers = {
             "content-type": "application/json",
-            **signature_headers(delivery.secret, delivery.message_id, timestamp, delivery.body),
+            **signature_headers(secret, delivery.message_id, timestamp, delivery.body),
         }
-        attempted_at = utcnow()
         started = time.perf_counter()
         status_code: int | None = None
         error: str | None = None
