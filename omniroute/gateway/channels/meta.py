@@ -276,25 +276,17 @@ def _comment(
         post_id = optional_str(_dict(value.get("media")).get("id"))
         handle = optional_str(author.get("username"))
         name = None
-    elif channel is Channel.MESSENGER and field == "feed" and value.get("item") == "comment":
+    elif channel is Channel.MESSENGER and field == "feed" and value.get("item") in FEED_WORK:
+        # A comment on one of our posts, or a visitor's post on our Page's wall (its own id
+        # is the post's): public, addressed to us.
+        is_post = value.get("item") in VISITOR_POSTS
         if value.get("verb") != "add":
-            ignored["comment_" + str(value.get("verb"))[:20]] += 1
+            ignored[("post_" if is_post else "comment_") + str(value.get("verb"))[:20]] += 1
             return None
-        comment_id = optional_str(value.get("comment_id"))
-        text = optional_str(value.get("message")) or ""
-        author = _dict(value.get("from"))
         post_id = optional_str(value.get("post_id"))
-        handle = None
-        name = optional_str(author.get("name"))
-    elif channel is Channel.MESSENGER and field == "feed" and value.get("item") in VISITOR_POSTS:
-        # A visitor's post on our Page's wall: public, addressed to us, like a comment.
-        if value.get("verb") != "add":
-            ignored["post_" + str(value.get("verb"))[:20]] += 1
-            return None
-        comment_id = optional_str(value.get("post_id"))
+        comment_id = post_id if is_post else optional_str(value.get("comment_id"))
         text = optional_str(value.get("message")) or ""
         author = _dict(value.get("from"))
-        post_id = comment_id
         handle = None
         name = optional_str(author.get("name"))
     else:
@@ -332,6 +324,7 @@ def _comment(
 
 # Page feed items that are a visitor's own post on our Page (not a comment, like or share).
 VISITOR_POSTS = frozenset({"status", "post", "photo", "video"})
+FEED_WORK = VISITOR_POSTS | {"comment"}
 
 # What an agent sees for an @mention: Meta's notification names the media (and comment) but
 # carries neither the text nor its author, which only the Graph API gives (mentioned_comment /
