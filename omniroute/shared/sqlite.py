@@ -119,6 +119,16 @@ async def _inline(adapted: Any, call: Callable[[sqlite3.Connection], T]) -> T:
     return await _on_thread(adapted, call)
 
 
+def _call(adapted: Any, call: Callable[[sqlite3.Connection], T]) -> T:
+    """From SQLAlchemy's greenlet: the call inline (or on the thread), with errors translated
+    as SQLAlchemy's adapter does."""
+    try:
+        return await_(_inline(adapted, call))
+    except Exception as error:
+        adapted._handle_exception(error)
+        raise  # _handle_exception always raises
+
+
 class InlineCursor(AsyncAdapt_aiosqlite_cursor):
     """A buffered cursor: each statement is run, fetched and closed in one inline call."""
 
@@ -160,21 +170,11 @@ class InlineCursor(AsyncAdapt_aiosqlite_cursor):
         self._arraysize = value
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
-        try:
-            self._take(
-                await_(_inline(self._adapt_connection, lambda c: _run(c, operation, parameters)))
-            )
-        except Exception as error:
-            self._adapt_connection._handle_exception(error)
+        self._take(_call(self._adapt_connection, lambda c: _run(c, operation, parameters)))
 
     def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
-        try:
-            rows = seq_of_parameters
-            self._take(
-                await_(_inline(self._adapt_connection, lambda c: _run_many(c, operation, rows)))
-            )
-        except Exception as error:
-            self._adapt_connection._handle_exception(error)
+        rows = seq_of_parameters
+        self._take(_call(self._adapt_connection, lambda c: _run_many(c, operation, rows)))
 
     def _take(self, outcome: _Outcome) -> None:
         self._description, rows, self._rowcount, self._lastrowid = outcome
@@ -187,17 +187,11 @@ class InlineConnection(AsyncAdapt_aiosqlite_connection):
 
     def commit(self) -> None:
         if self._connection._connection:
-            try:
-                await_(_inline(self, lambda c: c.commit()))
-            except Exception as error:
-                self._handle_exception(error)
+            _call(self, lambda c: c.commit())
 
     def rollback(self) -> None:
         if self._connection._connection:
-            try:
-                await_(_inline(self, lambda c: c.rollback()))
-            except Exception as error:
-                self._handle_exception(error)
+            _call(self, lambda c: c.rollback())
 
 
 class InlineDBAPI(AsyncAdapt_aiosqlite_dbapi):
