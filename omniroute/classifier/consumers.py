@@ -11,7 +11,7 @@ import structlog
 
 from omniroute.classifier.pipeline import BATCH_SIZE, Classifier
 from omniroute.shared import metrics, topics
-from omniroute.shared.events import ClassifiedContact, InboundContact, utcnow
+from omniroute.shared.events import ClassifiedContact, InboundContact
 from omniroute.shared.transport.base import (
     BatchHandler,
     Bus,
@@ -73,10 +73,7 @@ def make_classify_handler(
                 decode_event(InboundContact, message.value)
                 for message in messages[first : first + BATCH_SIZE]
             ]
-            taken_up = utcnow()
-            for contact in contacts:
-                lag = (taken_up - contact.received_at).total_seconds()
-                metrics.PIPELINE_LAG.labels(hop="classifier").observe(max(0.0, lag))
+            metrics.observe_pipeline_lag("classifier", (c.received_at for c in contacts))
             repeated = [
                 conversations.observe(contact.conversation_id, contact.contact_id)
                 for contact in contacts

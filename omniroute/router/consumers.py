@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from omniroute.router.conversations.service import ingest_batch
 from omniroute.router.runtime import RouterRuntime
 from omniroute.shared import metrics
-from omniroute.shared.events import ClassifiedContact, utcnow
+from omniroute.shared.events import ClassifiedContact
 from omniroute.shared.transport import BatchHandler, Message, decode_event
 
 log = structlog.get_logger(__name__)
@@ -27,10 +27,7 @@ def make_route_handler(runtime: RouterRuntime) -> BatchHandler:
 
     async def handle(messages: Sequence[Message]) -> None:
         batch = [decode_event(ClassifiedContact, message.value) for message in messages]
-        taken_up = utcnow()
-        for classified in batch:
-            lag = (taken_up - classified.classified_at).total_seconds()
-            metrics.PIPELINE_LAG.labels(hop="router").observe(max(0.0, lag))
+        metrics.observe_pipeline_lag("router", (c.classified_at for c in batch))
         started = time.perf_counter()
         try:
             async with runtime.uow() as uow:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
 from prometheus_client import Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -57,6 +60,16 @@ EVENT_LOOP_LAG = Histogram(
     "How late the event loop woke a timer: time other work held the loop (a saturated service)",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+
+
+def observe_pipeline_lag(hop: str, since: Iterable[datetime]) -> None:
+    """One PIPELINE_LAG sample per contact: now less when it entered the hop (never < 0)."""
+    now = datetime.now(UTC)
+    histogram = PIPELINE_LAG.labels(hop=hop)
+    for moment in since:
+        histogram.observe(max(0.0, (now - moment).total_seconds()))
+
+
 TIME_TO_OFFER = Histogram(
     "omniroute_time_to_offer_seconds",
     "From receipt at the gateway to the first offer",
