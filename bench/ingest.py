@@ -506,31 +506,28 @@ async def _probe_broker(bootstrap: str, stop: asyncio.Event, acks: list[float]) 
 RECEIVED = "omniroute_contacts_received_total"
 
 
-async def _metric_total(url: str, name: str) -> float:
-    """The sum of a counter's samples over its labels."""
+async def _metric_totals(url: str, *names: str) -> list[float]:
+    """The sum of each metric's samples over its labels, from one scrape."""
     import httpx
 
     async with httpx.AsyncClient(timeout=10) as client:
-        text = (await client.get(url)).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith((f"{name}{{", f"{name} "))
-    )
+        lines = (await client.get(url)).text.splitlines()
+    return [
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in lines
+            if line.startswith((f"{name}{{", f"{name} "))
+        )
+        for name in names
+    ]
 
 
 async def _publish_seconds(url: str) -> float:
     """Mean time the gateway waited for Kafka per contact, from its Prometheus metrics."""
-    import httpx
-
-    async with httpx.AsyncClient(timeout=10) as client:
-        text = (await client.get(url)).text
-    totals = {"_sum": 0.0, "_count": 0.0}
-    for line in text.splitlines():
-        for suffix in totals:
-            if line.startswith(f"omniroute_ingest_seconds{suffix}"):
-                totals[suffix] += float(line.rsplit(" ", 1)[1])
-    return totals["_sum"] / totals["_count"] if totals["_count"] else float("nan")
+    total, count = await _metric_totals(
+        url, "omniroute_ingest_seconds_sum", "omniroute_ingest_seconds_count"
+    )
+    return total / count if count else float("nan")
 
 
 # Each stage's own latency histogram, so a slow end-to-end figure says where the time went:
@@ -737,7 +734,7 @@ def throughput(args: argparse.Namespace, group: ProcessGroup, env: dict[str, str
             )
     # The gateway counts a contact once the broker has acknowledged it: every timed and warm-up
     # request must show there, or the 202s were not what they claim.
-    published = asyncio.run(_metric_total(f"http://{HOST}:{ports['gateway']}/metrics", RECEIVED))
+    [published] = asyncio.run(_metric_totals(f"http://{HOST}:{ports['gateway']}/metrics", RECEIVED))
     group.stop("baseline")
     group.stop("gateway")
 
