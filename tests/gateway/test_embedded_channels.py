@@ -72,6 +72,16 @@ async def post_three_times(embedded: Embedded, path: str, body: bytes, headers: 
     return answers
 
 
+def signed_by_meta(payload: dict) -> tuple[bytes, dict[str, str]]:
+    """A Meta webhook delivery: the JSON body and its headers, signed with the app secret."""
+    body = json.dumps(payload).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Hub-Signature-256": meta_signature(META_SECRET, body),
+    }
+    return body, headers
+
+
 class TestOneCustomerAcrossProviders:
     async def test_replays_and_identity(self, embedded: Embedded) -> None:
         ingest = await embedded.key("ingest")
@@ -89,11 +99,7 @@ class TestOneCustomerAcrossProviders:
         )
         assert answers == {'<?xml version="1.0" encoding="UTF-8"?><Response/>'}
 
-        meta_body = json.dumps(META_WHATSAPP).encode()
-        meta_headers = {
-            "Content-Type": "application/json",
-            "X-Hub-Signature-256": meta_signature(META_SECRET, meta_body),
-        }
+        meta_body, meta_headers = signed_by_meta(META_WHATSAPP)
         assert (
             len(await post_three_times(embedded, "/v1/channels/meta", meta_body, meta_headers)) == 1
         )
@@ -159,11 +165,7 @@ class TestInstagramMention:
                 }
             ],
         }
-        body = json.dumps(payload).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "X-Hub-Signature-256": meta_signature(META_SECRET, body),
-        }
+        body, headers = signed_by_meta(payload)
         [answer] = await post_three_times(embedded, "/v1/channels/meta", body, headers)
         [receipt] = json.loads(answer)["contacts"]
         async with asyncio.timeout(30):

@@ -72,6 +72,17 @@ def sealed_runtime(runtime: RouterRuntime) -> RouterRuntime:
     return runtime
 
 
+async def route_and_deliver(runtime: RouterRuntime, settings: RouterSettings) -> None:
+    """A routed conversation's events, delivered by a worker with these settings."""
+    worker = WebhookWorker(runtime.sessions, settings)
+    await worker.start()
+    try:
+        await new_conversation(runtime)
+        await drain(worker)
+    finally:
+        await worker.stop()
+
+
 async def test_registered_sealed_delivered_signed_with_the_secret_shown_once(
     sealed_runtime: RouterRuntime,
     api: httpx.AsyncClient,
@@ -85,16 +96,9 @@ async def test_registered_sealed_delivered_signed_with_the_secret_shown_once(
     assert stored is not None
     assert stored.startswith(SEALED_PREFIX)
     assert endpoint["secret"] not in stored
-    worker = WebhookWorker(
-        sealed_runtime.sessions,
-        webhook_settings.model_copy(update={"secrets_key": SecretStr(NEW)}),
+    await route_and_deliver(
+        sealed_runtime, webhook_settings.model_copy(update={"secrets_key": SecretStr(NEW)})
     )
-    await worker.start()
-    try:
-        await new_conversation(sealed_runtime)
-        await drain(worker)
-    finally:
-        await worker.stop()
     assert receiver.requests
     for request in receiver.requests:
         Webhook(endpoint["secret"]).verify(request.body, request.headers)
@@ -107,13 +111,7 @@ async def test_without_the_key_nothing_is_sent_unsigned_and_the_attempt_says_why
     receiver: Receiver,
 ) -> None:
     await register(api, receiver.url)
-    worker = WebhookWorker(sealed_runtime.sessions, webhook_settings)  # no key
-    await worker.start()
-    try:
-        await new_conversation(sealed_runtime)
-        await drain(worker)
-    finally:
-        await worker.stop()
+    await route_and_deliver(sealed_runtime, webhook_settings)  # the worker has no key
     assert receiver.requests == []
     async with sealed_runtime.sessions() as session:
         errors = set((await session.scalars(select(WebhookDelivery.last_error))).all())
